@@ -1,0 +1,5 @@
+"""`python -m attncli` runs the same app as `attn`."""
+
+from .cli import main
+
+main()

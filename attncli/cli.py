@@ -1,0 +1,531 @@
+"""The `attn` command line: flags -> load -> compute -> render -> write.
+
+This module is the one place that prints and the one place that turns an error into
+a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import AttnError, ExitStatus
+from .loading import Embeddings, InputFormat, book_example, load, loads
+from .modes import AttentionParams, Init, Mode, compute
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+# click's exception base, found through Typer's public BadParameter, so this works
+# with Typer releases that vendor click and with those that depend on it.
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
+class OutputFormat(str, enum.Enum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+_FORMAT_BY_EXTENSION = {
+    ".json": OutputFormat.JSON,
+    ".csv": OutputFormat.CSV,
+    ".txt": OutputFormat.TABLE,
+}
+
+
+class AttnGroup(TyperGroup):
+    """Typer's group with attn's error handling: one line on stderr, a fixed exit code."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            status = super().main(
+                args=args,
+                prog_name=prog_name or "attn",
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+            status = int(status or 0) if isinstance(status, int) else 0
+        except AttnError as exc:
+            status = _fail(exc.message, exc.status)
+        except _ClickException as exc:
+            status = _fail(_click_message(exc), int(getattr(exc, "exit_code", 2)))
+        except (KeyboardInterrupt, typer.Abort):
+            status = _fail("interrupted", ExitStatus.INTERRUPTED)
+        if standalone_mode:
+            sys.exit(status)
+        return status
+
+
+def _click_message(exc: Exception) -> str:
+    message = exc.format_message()  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    return str(message)
+
+
+def _fail(message: str, status: int) -> int:
+    sys.stderr.write(f"attn: error: {message}\n")
+    sys.stderr.flush()
+    return status
+
+
+app = typer.Typer(
+    cls=AttnGroup,
+    name="attn",
+    help=(
+        "Self-attention, step by step, on your own vectors: the scores, weights and "
+        "context vectors of chapter 3 of Build a Large Language Model (From Scratch), "
+        "in pure numpy. With no INPUT (and nothing piped in) it uses the book's six tokens."
+    ),
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"attn {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print attn's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Self-attention, step by step, on your own vectors."""
+
+
+# ---------------------------------------------------------------- options
+
+_INPUT_PANEL = "Input"
+_ATTENTION_PANEL = "Attention"
+_OUTPUT_PANEL = "Output"
+
+InputArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[INPUT]",
+        help=(
+            "Token embeddings: a .json, .csv or .tsv file, or - for stdin. Without it, "
+            "attn reads stdin when something is piped in, else uses the book's six tokens."
+        ),
+        show_default=False,
+    ),
+]
+InputFormatOpt = Annotated[
+    InputFormat | None,
+    typer.Option(
+        "--input-format",
+        help="Parse INPUT as this format instead of guessing from its name and content.",
+        rich_help_panel=_INPUT_PANEL,
+        show_default=False,
+    ),
+]
+ModeOpt = Annotated[
+    Mode,
+    typer.Option(
+        "--mode",
+        "-m",
+        help=(
+            "plain: inputs as queries/keys/values, no scaling (book 3.3). trainable: "
+            "seeded W_query, W_key, W_value, scores scaled by 1/sqrt(d_out) (3.4). "
+            "causal: trainable with future tokens masked (3.5)."
+        ),
+        rich_help_panel=_ATTENTION_PANEL,
+    ),
+]
+QueryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--query",
+        "-q",
+        metavar="TOKEN",
+        help=(
+            "Show only this query's row: a token's text (exact, then case-insensitive) "
+            "or a 0-based index."
+        ),
+        rich_help_panel=_ATTENTION_PANEL,
+        show_default=False,
+    ),
+]
+DOutOpt = Annotated[
+    int,
+    typer.Option(
+        "--d-out",
+        min=1,
+        help="Size of the query/key/value projections (trainable and causal modes).",
+        rich_help_panel=_ATTENTION_PANEL,
+    ),
+]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        help="torch.manual_seed for the weights: the same seed gives the book's (torch's) numbers.",
+        rich_help_panel=_ATTENTION_PANEL,
+    ),
+]
+InitOpt = Annotated[
+    Init,
+    typer.Option(
+        "--init",
+        help=(
+            "How the weights are drawn. rand: three torch.rand(d_in, d_out), "
+            "applied as X @ W (book 3.4)."
+        ),
+        rich_help_panel=_ATTENTION_PANEL,
+    ),
+]
+FormatOpt = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help=(
+            "Output format. Default: table on a terminal, JSON when piped; with -o, "
+            "from the file's extension (.json, .csv, .txt)."
+        ),
+        rich_help_panel=_OUTPUT_PANEL,
+        show_default=False,
+    ),
+]
+PrecisionOpt = Annotated[
+    int,
+    typer.Option(
+        "--precision",
+        min=0,
+        max=15,
+        help="Decimals shown in tables (JSON and CSV keep full precision).",
+        rich_help_panel=_OUTPUT_PANEL,
+    ),
+]
+OutputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write the result to FILE (all at once: no partial file on error).",
+        rich_help_panel=_OUTPUT_PANEL,
+        show_default=False,
+    ),
+]
+ColorOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--color/--no-color",
+        help=(
+            "Colour the table even when piped, or never. "
+            "Default: on a terminal, unless NO_COLOR is set."
+        ),
+        rich_help_panel=_OUTPUT_PANEL,
+        show_default=False,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked for, as parsed from the command line."""
+
+    command: str
+    input: str | None
+    input_format: InputFormat | None
+    params: AttentionParams
+    query: str | None
+    format: OutputFormat | None
+    precision: int
+    output: str | None
+    color: bool | None
+    explicit: frozenset[str]  # options given on the command line, not defaulted
+
+
+# ---------------------------------------------------------------- commands
+
+_EXAMPLES = {
+    "scores": (
+        "attn scores --query journey",
+        "attn scores --mode causal",
+        "attn scores my_tokens.csv -f csv -o scores.csv",
+    ),
+    "weights": (
+        "attn weights",
+        "attn weights --mode causal",
+        "attn weights my_tokens.csv --mode trainable --d-out 4 --seed 42",
+    ),
+    "context": (
+        "attn context",
+        "attn context --mode trainable --query journey",
+        "attn context -f json | attn context --mode causal -",
+    ),
+    "queries": ("attn queries --mode trainable --query journey",),
+    "keys": ("attn keys --mode trainable",),
+    "values": ("attn values --mode trainable",),
+}
+
+_HELP = {
+    "scores": (
+        "Attention scores: the dot product of each query with every key "
+        "(attn_scores = queries @ keys.T), before scaling; masked scores show as -inf."
+    ),
+    "weights": (
+        "Attention weights: the scores, scaled and (causal) masked, through a row-wise "
+        "softmax; each row sums to 1."
+    ),
+    "context": (
+        "Context vectors: each token's weighted sum of the value vectors "
+        "(context_vecs = attn_weights @ values)."
+    ),
+    "queries": "Query vectors: queries = X @ W_query (the inputs themselves in plain mode).",
+    "keys": "Key vectors: keys = X @ W_key (the inputs themselves in plain mode).",
+    "values": "Value vectors: values = X @ W_value (the inputs themselves in plain mode).",
+}
+
+
+def _make_command(command: str) -> Callable[..., None]:
+    def run(
+        ctx: typer.Context,
+        input: InputArg = None,
+        input_format: InputFormatOpt = None,
+        mode: ModeOpt = Mode.PLAIN,
+        query: QueryOpt = None,
+        d_out: DOutOpt = 2,
+        seed: SeedOpt = 123,
+        init: InitOpt = Init.RAND,
+        format: FormatOpt = None,
+        precision: PrecisionOpt = 4,
+        output: OutputOpt = None,
+        color: ColorOpt = None,
+    ) -> None:
+        explicit = frozenset(
+            name
+            for name in ctx.params
+            if (source := ctx.get_parameter_source(name)) is not None and source.name != "DEFAULT"
+        )
+        request = Request(
+            command=command,
+            input=input,
+            input_format=input_format,
+            params=AttentionParams(mode=mode, d_out=d_out, seed=seed, init=init),
+            query=query,
+            format=format,
+            precision=precision,
+            output=output,
+            color=color,
+            explicit=explicit,
+        )
+        execute(request)
+
+    run.__name__ = command
+    return run
+
+
+for _name, _help in _HELP.items():
+    _epilog = "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in _EXAMPLES[_name])
+    app.command(_name, help=_help, epilog=_epilog)(_make_command(_name))
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+def execute(request: Request) -> None:
+    """Check the flags, load, compute, render, write: the whole of one `attn` call."""
+    output_format = _output_format(request)
+    _check_flags(request, output_format)
+    embeddings = _read_input(request)
+    query = embeddings.resolve_query(request.query) if request.query is not None else None
+    result = compute(embeddings, request.params, query)
+
+    from . import render
+
+    if output_format is OutputFormat.TABLE:
+        buffer = io.StringIO() if request.output is not None else None
+        console = _console(request, buffer)
+        table = render.to_table(result, request.command, request.precision, console.width)
+        if buffer is None:
+            _write_stdout_table(console, table)
+            return
+        console.print(table)
+        text = buffer.getvalue()
+    elif output_format is OutputFormat.JSON:
+        text = render.to_json(result, request.command)
+    else:
+        text = render.to_csv(result, request.command)
+    if request.output is None:
+        _write_stdout(text)
+    else:
+        write_atomic(request.output, text)
+
+
+def _output_format(request: Request) -> OutputFormat:
+    if request.format is not None:
+        return request.format
+    if request.output is not None:
+        extension = os.path.splitext(request.output)[1].lower()
+        if extension not in _FORMAT_BY_EXTENSION:
+            raise AttnError.usage(
+                f"cannot tell the format of -o {request.output} from its extension; "
+                "add -f json, -f csv or -f table (or name it .json, .csv or .txt)"
+            )
+        return _FORMAT_BY_EXTENSION[extension]
+    return OutputFormat.TABLE if _isatty(sys.stdout) else OutputFormat.JSON
+
+
+def _check_flags(request: Request, output_format: OutputFormat) -> None:
+    """A flag that would change nothing is a mistake worth telling the user about."""
+    if not request.params.projected:
+        for name, flag in (("d_out", "--d-out"), ("seed", "--seed"), ("init", "--init")):
+            if name in request.explicit:
+                raise AttnError.usage(
+                    f"{flag} has no effect in plain mode (plain attention has no weights); "
+                    f"add --mode trainable or --mode causal, or drop {flag}"
+                )
+    if "precision" in request.explicit and output_format is not OutputFormat.TABLE:
+        why = "" if request.format or request.output else " (stdout is not a terminal)"
+        raise AttnError.usage(
+            f"--precision only rounds tables, and the output is {output_format.value}{why}, "
+            "which keeps full precision; add -f table, or drop --precision"
+        )
+    if request.input is None and "input_format" in request.explicit and _isatty(sys.stdin):
+        raise AttnError.usage(
+            "--input-format has no effect on the built-in example; give INPUT (a file or -)"
+        )
+
+
+def _isatty(stream: Any) -> bool:
+    return stream is not None and bool(stream.isatty())
+
+
+def _read_input(request: Request) -> Embeddings:
+    if request.input == "-" or (request.input is None and not _isatty(sys.stdin)):
+        data = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        if not data:
+            raise AttnError(
+                "stdin is empty; pipe token embeddings in (JSON or CSV), name a file, "
+                "or run attn in a terminal with no INPUT for the built-in example"
+            )
+        return loads(data, source="<stdin>", input_format=request.input_format)
+    if request.input is None:
+        return book_example()
+    return load(request.input, request.input_format)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _console(request: Request, buffer: io.StringIO | None) -> Console:
+    """A rich console for stdout, or for a table written to a file (no colour unless
+    --color, 100 columns)."""
+    from rich.console import Console
+
+    if buffer is not None:
+        return Console(
+            file=buffer,
+            width=100,
+            force_terminal=bool(request.color),
+            no_color=not request.color,
+            highlight=False,
+        )
+    return Console(
+        force_terminal=True if request.color else None,
+        no_color=True if request.color is False else None,
+        highlight=False,
+    )
+
+
+def _write_stdout(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _closed_pipe()
+
+
+def _write_stdout_table(console: Console, table: RenderableType) -> None:
+    try:
+        console.print(table)
+    except BrokenPipeError:
+        _closed_pipe()
+
+
+def _closed_pipe() -> NoReturn:
+    # The reader (e.g. `head`) has what it wanted. Point stdout at /dev/null so the
+    # interpreter's final flush does not complain, and leave quietly.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):  # stdout without a file descriptor
+        os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(ExitStatus.CLOSED_PIPE)
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder and a rename,
+    so a reader never sees half a file and an error leaves the old file as it was."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise AttnError(f"-o {path} is a directory; give a file name such as {path}/result.json")
+    if not os.path.isdir(folder):
+        raise AttnError(f"-o {path}: the folder {folder} does not exist; create it first")
+    try:
+        handle, temporary = tempfile.mkstemp(
+            dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+        )
+    except OSError as exc:
+        raise AttnError(f"-o {path}: cannot write in {folder} ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.chmod(temporary, _file_mode(path))
+        os.replace(temporary, path)
+    except BaseException as exc:
+        os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise AttnError(f"-o {path}: cannot write it ({exc.strerror or exc})") from None
+        raise
+
+
+def _file_mode(path: str) -> int:
+    """Keep an existing file's permissions; give a new one the usual umask-based ones
+    (mkstemp's are private to the owner)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def main() -> None:
+    """The `attn` console script."""
+    app()

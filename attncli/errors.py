@@ -1,0 +1,33 @@
+"""The one error type: bad input or parameters. Its message is what the user reads."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    """Process exit codes, one meaning each (see the README's "Exit codes")."""
+
+    OK = 0
+    BAD_DATA = 1  # input or output file unreadable, malformed, wrong shape, non-finite
+    BAD_USAGE = 2  # unknown flag, bad flag value, a flag with no effect in the chosen mode
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    CLOSED_PIPE = 141  # stdout closed by the reader, as `| head` does (128 + SIGPIPE)
+
+
+class AttnError(Exception):
+    """Bad input or bad parameters, said so a user can fix it.
+
+    The message names what is wrong, where (file, row, column, token or flag) and
+    how to fix it. `status` tells the CLI which exit code to use.
+    """
+
+    def __init__(self, message: str, status: ExitStatus = ExitStatus.BAD_DATA) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+    @classmethod
+    def usage(cls, message: str) -> AttnError:
+        """An error in how attn was called (exit code 2), not in the data."""
+        return cls(message, ExitStatus.BAD_USAGE)

@@ -80,6 +80,8 @@ class AttnGroup(TyperGroup):
 
 def _click_message(exc: Exception) -> str:
     message = exc.format_message()  # type: ignore[attr-defined]
+    # Typer releases that validate with pydantic prefix enum errors with its jargon.
+    message = message.replace("Value error, ", "")
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:
         message += f" (see '{ctx.command_path} --help')"
@@ -184,7 +186,6 @@ DOutOpt = Annotated[
     int,
     typer.Option(
         "--d-out",
-        min=1,
         help="Size of the query/key/value projections (trainable and causal modes).",
         rich_help_panel=_ATTENTION_PANEL,
     ),
@@ -225,8 +226,6 @@ PrecisionOpt = Annotated[
     int,
     typer.Option(
         "--precision",
-        min=0,
-        max=15,
         help="Decimals shown in tables (JSON and CSV keep full precision).",
         rich_help_panel=_OUTPUT_PANEL,
     ),
@@ -400,7 +399,7 @@ def _output_format(request: Request) -> OutputFormat:
                 "add -f json, -f csv or -f table (or name it .json, .csv or .txt)"
             )
         return _FORMAT_BY_EXTENSION[extension]
-    return OutputFormat.TABLE if _isatty(sys.stdout) else OutputFormat.JSON
+    return OutputFormat.TABLE if stdout_is_terminal() else OutputFormat.JSON
 
 
 def _check_flags(request: Request, output_format: OutputFormat) -> None:
@@ -412,24 +411,34 @@ def _check_flags(request: Request, output_format: OutputFormat) -> None:
                     f"{flag} has no effect in plain mode (plain attention has no weights); "
                     f"add --mode trainable or --mode causal, or drop {flag}"
                 )
+    if not 0 <= request.precision <= 15:
+        raise AttnError.usage(
+            f"--precision {request.precision} is out of range; tables show 0 to 15 decimals"
+        )
     if "precision" in request.explicit and output_format is not OutputFormat.TABLE:
         why = "" if request.format or request.output else " (stdout is not a terminal)"
         raise AttnError.usage(
             f"--precision only rounds tables, and the output is {output_format.value}{why}, "
             "which keeps full precision; add -f table, or drop --precision"
         )
-    if request.input is None and "input_format" in request.explicit and _isatty(sys.stdin):
+    if request.input is None and "input_format" in request.explicit and stdin_is_terminal():
         raise AttnError.usage(
             "--input-format has no effect on the built-in example; give INPUT (a file or -)"
         )
 
 
-def _isatty(stream: Any) -> bool:
-    return stream is not None and bool(stream.isatty())
+def stdin_is_terminal() -> bool:
+    """Whether a person is typing at stdin (then no INPUT means the built-in example)."""
+    return sys.stdin is None or sys.stdin.isatty()
+
+
+def stdout_is_terminal() -> bool:
+    """Whether a person reads stdout (then the default format is a table)."""
+    return sys.stdout is not None and sys.stdout.isatty()
 
 
 def _read_input(request: Request) -> Embeddings:
-    if request.input == "-" or (request.input is None and not _isatty(sys.stdin)):
+    if request.input == "-" or (request.input is None and not stdin_is_terminal()):
         data = sys.stdin.buffer.read() if sys.stdin is not None else b""
         if not data:
             raise AttnError(
@@ -465,10 +474,16 @@ def _console(request: Request, buffer: io.StringIO | None) -> Console:
     )
 
 
+_CHUNK = 1 << 16  # characters per write to stdout
+
+
 def _write_stdout(text: str) -> None:
+    # In pieces, each flushed: one huge write() into a pipe the reader has closed can
+    # end as a short write that Python does not report, so `| head` would go unnoticed.
     try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        for start in range(0, len(text), _CHUNK):
+            sys.stdout.write(text[start : start + _CHUNK])
+            sys.stdout.flush()
     except BrokenPipeError:
         _closed_pipe()
 

@@ -454,8 +454,8 @@ def _check_finite(matrix: NDArray[np.float64], tokens: Sequence[str], source: st
     if bad.size:
         i, j = (int(k) for k in bad[0])
         raise AttnError(
-            f"{source}: row {i + 1} (token {tokens[i]!r}), column {j + 1}: "
-            f"{matrix[i, j]} is not a finite number (too large for float64?)"
+            f"{source}: row {i + 1} (token {tokens[i]!r}), column {j + 1}: a number too "
+            "large for float64 (beyond ±1.8e308); rescale the embeddings"
         )
 
 

@@ -108,7 +108,10 @@ def draw_projections(d_in: int, params: AttentionParams) -> Projections:
 
 def check_params(params: AttentionParams) -> None:
     if params.d_out < 1:
-        raise AttnError.usage(f"--d-out {params.d_out} is not allowed; d_out must be 1 or more")
+        raise AttnError.usage(
+            f"--d-out {params.d_out} is too small: the projections need d_out ≥ 1 "
+            "dimensions (the book uses 2)"
+        )
     check_seed(params.seed)
 
 
@@ -127,21 +130,24 @@ def compute(
     rows = query_rows(n_tokens, query)  # (n,)
 
     weights = draw_projections(embeddings.d_in, params) if params.projected else None
-    if weights is not None:
-        queries = X[rows] @ weights.W_query  # (n, d_in) @ (d_in, d_out) -> (n, d_out)
-        keys = X @ weights.W_key  # (T, d_in) @ (d_in, d_out) -> (T, d_out)
-        values = X @ weights.W_value  # (T, d_in) @ (d_in, d_out) -> (T, d_out)
-        scale = float(params.d_out) ** -0.5  # 1/sqrt(d_k), d_k = keys.shape[-1]
-    else:
-        queries, keys, values = X[rows], X, X  # (n, d_in), (T, d_in), (T, d_in)
-        scale = 1.0  # section 3.3 does not scale
+    # Overflow is possible only for absurd inputs; it is checked below and said plainly.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if weights is not None:
+            queries = X[rows] @ weights.W_query  # (n, d_in) @ (d_in, d_out) -> (n, d_out)
+            keys = X @ weights.W_key  # (T, d_in) @ (d_in, d_out) -> (T, d_out)
+            values = X @ weights.W_value  # (T, d_in) @ (d_in, d_out) -> (T, d_out)
+            scale = float(params.d_out) ** -0.5  # 1/sqrt(d_k), d_k = keys.shape[-1]
+        else:
+            queries, keys, values = X[rows], X, X  # (n, d_in), (T, d_in), (T, d_in)
+            scale = 1.0  # section 3.3 does not scale
 
-    attn_scores = core.attention_scores(queries, keys)  # (n, T)
-    _check_overflow(attn_scores, embeddings)
-    if params.mode is Mode.CAUSAL:
-        attn_scores = core.apply_mask(attn_scores, core.causal_mask(rows, n_tokens))
-    attn_weights = core.attention_weights(attn_scores, scale)  # (n, T)
-    context_vecs = core.context_vectors(attn_weights, values)  # (n, d_v)
+        attn_scores = core.attention_scores(queries, keys)  # (n, T)
+        _check_finite(attn_scores, "attention scores", embeddings)
+        if params.mode is Mode.CAUSAL:
+            attn_scores = core.apply_mask(attn_scores, core.causal_mask(rows, n_tokens))
+        attn_weights = core.attention_weights(attn_scores, scale)  # (n, T)
+        context_vecs = core.context_vectors(attn_weights, values)  # (n, d_v)
+        _check_finite(context_vecs, "context vectors", embeddings)
     return AttentionResult(
         embeddings=embeddings,
         params=params,
@@ -157,10 +163,10 @@ def compute(
     )
 
 
-def _check_overflow(attn_scores: NDArray[np.float64], embeddings: Embeddings) -> None:
-    if not np.isfinite(attn_scores).all():
+def _check_finite(matrix: NDArray[np.float64], what: str, embeddings: Embeddings) -> None:
+    if not np.isfinite(matrix).all():
         largest = float(np.max(np.abs(embeddings.matrix)))
         raise AttnError(
-            f"{embeddings.source}: the attention scores overflow float64 (inputs as large "
-            f"as {largest:.3g} make dot products beyond 1.8e308); rescale the embeddings"
+            f"{embeddings.source}: the {what} overflow float64 (inputs as large as "
+            f"{largest:.3g} make numbers beyond 1.8e308); rescale the embeddings"
         )

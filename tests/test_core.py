@@ -1,0 +1,108 @@
+"""The attention math: exact softmax, the causal mask, and the properties attention has."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from attncli import AttentionParams, Embeddings, compute, core
+
+finite = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
+
+
+def embeddings_strategy(max_tokens: int = 8, max_dim: int = 5) -> st.SearchStrategy[np.ndarray]:
+    shapes = st.tuples(st.integers(1, max_tokens), st.integers(1, max_dim))
+    return shapes.flatmap(lambda shape: arrays(np.float64, shape, elements=finite))
+
+
+def as_embeddings(matrix: np.ndarray) -> Embeddings:
+    return Embeddings(tuple(f"t{i}" for i in range(len(matrix))), matrix)
+
+
+def test_softmax_matches_its_definition() -> None:
+    scores = np.array([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]])
+    by_definition = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(core.softmax(scores), by_definition, rtol=1e-15)
+
+
+def test_softmax_of_large_finite_scores_is_exact_and_stable() -> None:
+    # exp(1000) overflows; the max-subtracted form still gives exp(0)/(exp(0)+exp(-1)).
+    weights = core.softmax(np.array([[1000.0, 999.0], [-5000.0, -5000.0]]))
+    expected_first = 1 / (1 + np.exp(-1.0))
+    np.testing.assert_allclose(weights[0], [expected_first, 1 - expected_first], rtol=1e-15)
+    np.testing.assert_array_equal(weights[1], [0.5, 0.5])
+
+
+def test_masked_entries_get_exactly_zero_weight() -> None:
+    scores = core.apply_mask(np.ones((3, 3)), core.causal_mask(np.arange(3), 3))
+    weights = core.softmax(scores)
+    np.testing.assert_array_equal(weights, [[1, 0, 0], [0.5, 0.5, 0], [1 / 3, 1 / 3, 1 / 3]])
+
+
+def test_causal_mask_for_one_row_is_that_row_of_the_full_mask() -> None:
+    full = np.triu(np.ones((6, 6), dtype=bool), k=1)  # the book's mask
+    np.testing.assert_array_equal(core.causal_mask(np.arange(6), 6), full)
+    for i in range(6):
+        np.testing.assert_array_equal(core.causal_mask(np.array([i]), 6)[0], full[i])
+
+
+@given(embeddings_strategy(), st.sampled_from(["plain", "trainable", "causal"]))
+def test_weight_rows_are_probability_distributions(matrix: np.ndarray, mode: str) -> None:
+    result = compute(as_embeddings(matrix), AttentionParams(mode=mode))
+    assert (result.attn_weights >= 0).all()
+    np.testing.assert_allclose(result.attn_weights.sum(axis=1), 1.0, rtol=1e-12)
+
+
+@given(embeddings_strategy(), st.integers(1, 4), st.integers(0, 2**32))
+def test_causal_weights_above_the_diagonal_are_zero(
+    matrix: np.ndarray, d_out: int, seed: int
+) -> None:
+    result = compute(as_embeddings(matrix), AttentionParams(mode="causal", d_out=d_out, seed=seed))
+    upper = np.triu_indices(len(matrix), k=1)
+    assert (result.attn_weights[upper] == 0).all()
+    assert np.isneginf(result.attn_scores[upper]).all()
+
+
+@given(embeddings_strategy(), st.randoms(use_true_random=False))
+def test_plain_attention_is_permutation_equivariant(matrix: np.ndarray, rnd) -> None:  # type: ignore[no-untyped-def]
+    order = list(range(len(matrix)))
+    rnd.shuffle(order)
+    original = compute(as_embeddings(matrix))
+    permuted = compute(as_embeddings(matrix[order]))
+    np.testing.assert_allclose(
+        permuted.attn_scores, original.attn_scores[np.ix_(order, order)], atol=1e-12
+    )
+    np.testing.assert_allclose(
+        permuted.attn_weights, original.attn_weights[np.ix_(order, order)], atol=1e-12
+    )
+    np.testing.assert_allclose(permuted.context_vecs, original.context_vecs[order], atol=1e-12)
+
+
+@settings(max_examples=50)
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 6)), elements=finite),
+    st.floats(-1e3, 1e3),
+)
+def test_adding_a_constant_to_every_score_leaves_the_weights(
+    scores: np.ndarray, shift: float
+) -> None:
+    np.testing.assert_allclose(
+        core.attention_weights(scores + shift, 0.5), core.attention_weights(scores, 0.5), atol=1e-12
+    )
+
+
+@given(embeddings_strategy())
+def test_one_query_row_equals_that_row_of_the_full_computation(matrix: np.ndarray) -> None:
+    full = compute(as_embeddings(matrix), AttentionParams(mode="causal"))
+    for i in range(len(matrix)):
+        row = compute(as_embeddings(matrix), AttentionParams(mode="causal"), query=i)
+        # BLAS may sum a single row in another order than a matrix: equal to rounding
+        np.testing.assert_allclose(row.attn_scores[0], full.attn_scores[i], rtol=1e-13)
+        np.testing.assert_allclose(
+            row.attn_weights[0], full.attn_weights[i], rtol=1e-12, atol=1e-300
+        )
+        np.testing.assert_allclose(
+            row.context_vecs[0], full.context_vecs[i], rtol=1e-12, atol=1e-12
+        )

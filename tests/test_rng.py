@@ -1,0 +1,73 @@
+"""Seeded draws equal torch's bit for bit (test vectors from torch_rng.md and torch itself)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from attncli import AttnError
+from attncli.rng import SEED_MAX, SEED_MIN, TorchGenerator
+
+from .conftest import BOOK, DATA
+
+TORCH_EDGES = json.loads((DATA / "torch_seed_edges.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("seed", "first_outputs"),
+    [
+        (123, [0xB24BCDFE, 0xB6843D6D, 0x49406D7E, 0x6DB04542]),
+        (789, [0x52C61233, 0x21E5468E, 0x3AF1799E]),
+        (0, [0x8C7F0AAC, 0x97C4AA2F]),
+    ],
+)
+def test_raw_stream_matches_mt19937_test_vectors(seed: int, first_outputs: list[int]) -> None:
+    assert TorchGenerator(seed).raw32(len(first_outputs)).tolist() == first_outputs
+
+
+def test_three_rand_calls_are_the_books_weights_bit_for_bit() -> None:
+    weights = BOOK["weights"]["trainable_seed123_torch_rand"]
+    gen = TorchGenerator(123)
+    for name in ("W_query", "W_key", "W_value"):
+        drawn = gen.rand(3, 2)
+        assert drawn.dtype == np.float32
+        # bit for bit: the reference holds float32 values printed as doubles
+        np.testing.assert_array_equal(drawn, np.array(weights[name], dtype=np.float32))
+
+
+@pytest.mark.parametrize("case", TORCH_EDGES["cases"], ids=lambda case: str(case["seed"]))
+def test_seeds_across_torchs_whole_range(case: dict) -> None:
+    drawn = TorchGenerator(case["seed"]).rand(2, 3)
+    np.testing.assert_array_equal(drawn, np.array(case["rand_2x3"], dtype=np.float32))
+
+
+@pytest.mark.parametrize("seed", [SEED_MAX + 1, SEED_MIN - 1])
+def test_seeds_torch_rejects_are_usage_errors(seed: int) -> None:
+    assert seed in [case["seed"] for case in TORCH_EDGES["rejected"]]
+    with pytest.raises(AttnError) as caught:
+        TorchGenerator(seed)
+    assert caught.value.status == 2
+    assert "--seed" in caught.value.message
+
+
+@given(
+    seed=st.integers(SEED_MIN, SEED_MAX),
+    shapes=st.lists(st.tuples(st.integers(1, 5), st.integers(1, 5)), min_size=1, max_size=4),
+)
+def test_draws_continue_one_stream(seed: int, shapes: list[tuple[int, int]]) -> None:
+    """Several rand calls in a row equal one long call cut into pieces (row-major)."""
+    gen = TorchGenerator(seed)
+    pieces = [gen.rand(rows, cols).ravel() for rows, cols in shapes]
+    total = sum(rows * cols for rows, cols in shapes)
+    np.testing.assert_array_equal(np.concatenate(pieces), TorchGenerator(seed).rand(1, total)[0])
+
+
+@given(seed=st.integers(SEED_MIN, SEED_MAX))
+def test_rand_is_in_unit_interval_on_a_2_to_the_minus_24_grid(seed: int) -> None:
+    drawn = TorchGenerator(seed).rand(4, 4).astype(np.float64)
+    assert ((drawn >= 0) & (drawn < 1)).all()
+    np.testing.assert_array_equal(drawn * 2**24, np.round(drawn * 2**24))

@@ -10,6 +10,7 @@ import contextlib
 import enum
 import io
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -138,7 +139,7 @@ _OUTPUT_PANEL = "Output"
 InputArg = Annotated[
     str | None,
     typer.Argument(
-        metavar="[INPUT]",
+        metavar="INPUT",
         help=(
             "Token embeddings: a .json, .csv or .tsv file, or - for stdin. Without it, "
             "attn reads stdin when something is piped in, else uses the book's six tokens."
@@ -421,15 +422,23 @@ def _check_flags(request: Request, output_format: OutputFormat) -> None:
             f"--precision only rounds tables, and the output is {output_format.value}{why}, "
             "which keeps full precision; add -f table, or drop --precision"
         )
-    if request.input is None and "input_format" in request.explicit and stdin_is_terminal():
+    if request.input is None and "input_format" in request.explicit and not stdin_is_piped():
         raise AttnError.usage(
             "--input-format has no effect on the built-in example; give INPUT (a file or -)"
         )
 
 
-def stdin_is_terminal() -> bool:
-    """Whether a person is typing at stdin (then no INPUT means the built-in example)."""
-    return sys.stdin is None or sys.stdin.isatty()
+def stdin_is_piped() -> bool:
+    """Whether data is being fed to stdin: a pipe, a redirected file, a socket, or a
+    stream handed over in-process. A terminal, /dev/null or a closed stdin is not; then
+    no INPUT means the built-in example."""
+    if sys.stdin is None:
+        return False
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return True  # no file descriptor: a stream someone gave us to read
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
 
 
 def stdout_is_terminal() -> bool:
@@ -438,12 +447,12 @@ def stdout_is_terminal() -> bool:
 
 
 def _read_input(request: Request) -> Embeddings:
-    if request.input == "-" or (request.input is None and not stdin_is_terminal()):
+    if request.input == "-" or (request.input is None and stdin_is_piped()):
         data = sys.stdin.buffer.read() if sys.stdin is not None else b""
         if not data:
             raise AttnError(
                 "stdin is empty; pipe token embeddings in (JSON or CSV), name a file, "
-                "or run attn in a terminal with no INPUT for the built-in example"
+                "or run attn with no INPUT and nothing piped in for the built-in example"
             )
         return loads(data, source="<stdin>", input_format=request.input_format)
     if request.input is None:

@@ -47,7 +47,7 @@ def attn(monkeypatch: pytest.MonkeyPatch) -> Invoke:
     runner = CliRunner()
 
     def invoke(*args: str, input: str | bytes | None = None, terminal: bool = False) -> Result:
-        monkeypatch.setattr(cli, "stdin_is_terminal", lambda: terminal)
+        monkeypatch.setattr(cli, "stdin_is_piped", lambda: not terminal)
         monkeypatch.setattr(cli, "stdout_is_terminal", lambda: terminal)
         return runner.invoke(cli.app, list(args), input=input)
 

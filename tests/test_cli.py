@@ -124,6 +124,27 @@ class TestInput:
         assert result.stderr.startswith("attn: error: stdin is empty;")
         assert result.stderr.count("\n") == 1
 
+    @pytest.mark.parametrize(
+        ("shell", "status"),
+        [
+            ("{attn} context < /dev/null", 0),  # nothing is piped: the book's example
+            ("printf '' | {attn} context", 1),  # a pipe with nothing in it: an error
+            ("{attn} context < {csv}", 0),  # a redirected file is read
+        ],
+    )
+    def test_what_counts_as_piped_input(self, shell: str, status: int) -> None:
+        command = shell.format(
+            attn=f"{sys.executable} -m attncli", csv=SAMPLES / "your_journey.csv"
+        )
+        result = subprocess.run(command, shell=True, capture_output=True, text=True, check=False)
+        assert result.returncode == status, result.stderr
+        if status == 0:
+            np.testing.assert_allclose(
+                json.loads(result.stdout)["values"], expected("all_context_vecs"), atol=1e-6
+            )
+        else:
+            assert result.stderr.startswith("attn: error: stdin is empty;")
+
     def test_input_format_overrides_detection(self, attn: Invoke, tmp_path: Path) -> None:
         path = tmp_path / "tokens.txt"
         path.write_text("a,1,2\nb,3,4\n", encoding="utf-8")

@@ -230,6 +230,8 @@ def to_table(
 ) -> RenderableType:
     """A heat-map table of what `command` shows, fitted to `width` columns."""
     from rich import box
+    from rich.console import Group
+    from rich.padding import Padding
     from rich.table import Table
     from rich.text import Text
 
@@ -257,13 +259,9 @@ def to_table(
             f"attn {command} · {result.params.mode.value} · "
             f"query {result.tokens[shown.query_index]!r} (#{shown.query_index})"
         )
-    caption = _caption(result, shown, hidden)
     table = Table(
-        title=Text(title, style="bold"),
-        caption=Text(caption, style="dim"),
-        # wide enough for the caption's longest line, so it does not wrap mid-phrase
-        min_width=min(width, max(len(line) for line in caption.splitlines()) + 2),
         box=box.SIMPLE_HEAD,
+        show_edge=False,
         header_style="bold",
         pad_edge=True,
     )
@@ -300,7 +298,13 @@ def to_table(
             # padded to the column's width so the colour fills the cell evenly
             rendered.append(Text(cells[i][c].rjust(col_widths[c]), style=style))
         table.add_row(*rendered)
-    return table
+    # Title and parameters go above and below the table rather than in its title and
+    # caption, which rich would wrap to the table's width (narrow for a single vector).
+    heading = Padding(Text(title, style="bold"), (0, 0, 0, 1), expand=False)
+    caption = Padding(
+        Text(_caption(result, shown, hidden), style="dim"), (1, 0, 0, 1), expand=False
+    )
+    return Group(heading, table, caption)
 
 
 def _bold() -> Style:

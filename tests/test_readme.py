@@ -1,0 +1,78 @@
+"""The README's pasted output is what attn prints today (golden output, httpie-style)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Invoke
+
+README = Path(__file__).parent.parent / "README.md"
+BLOCK = re.compile(r"```console\n(.*?)```", re.DOTALL)
+
+
+def examples() -> list[tuple[str, str]]:
+    """(command, expected output) for every `$ attn ...` line in a console block that
+    has output below it and reads no file the README does not create."""
+    found = []
+    for block in BLOCK.findall(README.read_text(encoding="utf-8")):
+        lines = block.splitlines()
+        for i, line in enumerate(lines):
+            if not line.startswith("$ "):
+                continue
+            output = []
+            for following in lines[i + 1 :]:
+                if following.startswith("$ "):
+                    break
+                output.append(following)
+            while output and not output[-1].strip():
+                output.pop()
+            found.append((line[2:], "\n".join(output)))
+    return found
+
+
+EXAMPLES = [(cmd, out) for cmd, out in examples() if out and cmd.startswith("attn ")]
+SETUP = [cmd for cmd, _ in examples() if cmd.startswith("printf ")]
+
+
+def test_the_readme_has_pasted_examples() -> None:
+    assert len(EXAMPLES) >= 6
+
+
+@pytest.mark.parametrize(("command", "output"), EXAMPLES, ids=[c for c, _ in EXAMPLES])
+def test_readme_output_is_current(
+    attn: Invoke, command: str, output: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for setup in SETUP:
+        subprocess.run(setup, shell=True, cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    result = attn(*shlex.split(command)[1:], terminal=True)
+    printed = (result.stdout + result.stderr).rstrip("\n")
+    actual = "\n".join(line.rstrip() for line in printed.splitlines())
+    if output.startswith("{"):
+        # full-precision JSON: the last digit may differ between numpy/BLAS builds
+        assert json.loads(actual) == approx_json(json.loads(output))
+        assert actual.splitlines()[0] == "{"
+    else:
+        assert actual == output
+    assert os.getcwd() == str(tmp_path)
+
+
+def approx_json(value: Any) -> Any:
+    if isinstance(value, float):
+        return pytest.approx(value, rel=1e-12)
+    if isinstance(value, list):
+        return [approx_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: approx_json(v) for k, v in value.items()}
+    return value

@@ -7,6 +7,7 @@ a message and an exit code.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import io
 import os
@@ -71,7 +72,9 @@ class AttnGroup(TyperGroup):
         except AttnError as exc:
             status = _fail(exc.message, exc.status)
         except _ClickException as exc:
-            status = _fail(_click_message(exc), int(getattr(exc, "exit_code", 2)))
+            status = int(getattr(exc, "exit_code", ExitStatus.BAD_USAGE))
+            if type(exc).__name__ != "NoArgsIsHelpError":  # `attn` alone: help is shown
+                _fail(_click_message(exc), status)
         except (KeyboardInterrupt, typer.Abort):
             status = _fail("interrupted", ExitStatus.INTERRUPTED)
         if standalone_mode:
@@ -237,7 +240,7 @@ OutputOpt = Annotated[
         "--output",
         "-o",
         metavar="FILE",
-        help="Write the result to FILE (all at once: no partial file on error).",
+        help="Write the result to FILE (all at once: no partial file on error); - is stdout.",
         rich_help_panel=_OUTPUT_PANEL,
         show_default=False,
     ),
@@ -362,6 +365,8 @@ for _name, _help in _HELP.items():
 
 def execute(request: Request) -> None:
     """Check the flags, load, compute, render, write: the whole of one `attn` call."""
+    if request.output == "-":  # the usual spelling of "stdout"
+        request = dataclasses.replace(request, output=None)
     output_format = _output_format(request)
     _check_flags(request, output_format)
     embeddings = _read_input(request)

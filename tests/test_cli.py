@@ -228,6 +228,11 @@ class TestOutput:
             assert "\x1b[" not in text
         assert oct(path.stat().st_mode & 0o777) != oct(0o600)  # not mkstemp's private mode
 
+    def test_dash_output_is_stdout(self, attn: Invoke) -> None:
+        result = attn("weights", "-o", "-", "-f", "csv", terminal=True)
+        assert result.stdout.startswith("token,Your,journey")
+        assert not Path("-").exists()
+
     def test_unknown_extension_needs_a_format(self, attn: Invoke, tmp_path: Path) -> None:
         result = attn("weights", "-o", str(tmp_path / "out.dat"), terminal=True)
         assert result.exit_code == 2
@@ -346,6 +351,12 @@ class TestUsage:
 
 
 class TestManners:
+    def test_attn_alone_shows_help_without_an_error_line(self, attn: Invoke) -> None:
+        result = attn()
+        assert result.exit_code == 2
+        assert "Usage: attn" in result.stdout + result.stderr
+        assert "error" not in result.stderr
+
     def test_version(self, attn: Invoke) -> None:
         result = attn("--version")
         assert result.exit_code == 0

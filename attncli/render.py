@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from .modes import AttentionResult
+from .modes import AttentionResult, Mode
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -218,7 +218,7 @@ def _caption(result: AttentionResult, shown: View, hidden: int) -> str:
     else:
         parts.append("inputs as queries, keys, values; no scaling")
     lines = [" · ".join(parts)]
-    if params.mode.value == "causal" and shown.kind != "vectors":
+    if params.mode is Mode.CAUSAL and shown.kind != "vectors":
         lines.append("causal: keys after the query (j > i) are masked")
     if hidden:
         lines.append(f"{hidden} columns hidden to fit; -f csv or -f json shows all")
@@ -232,6 +232,7 @@ def to_table(
     from rich import box
     from rich.console import Group
     from rich.padding import Padding
+    from rich.style import Style
     from rich.table import Table
     from rich.text import Text
 
@@ -239,7 +240,7 @@ def to_table(
     n_rows, n_cols = shown.values.shape
     fractions = heat_fraction(shown)
     masked = ~np.isfinite(shown.values)
-    weights_masked = result.params.mode.value == "causal" and shown.kind == "weights"
+    weights_masked = result.params.mode is Mode.CAUSAL and shown.kind == "weights"
     if weights_masked:
         # A causal weight above the diagonal is 0 by construction, not by chance.
         masked = np.arange(n_cols)[np.newaxis, :] > result.rows[:, np.newaxis]
@@ -266,6 +267,7 @@ def to_table(
         pad_edge=True,
     )
     query_style = "bold underline"
+    bold = Style(bold=True)  # the row maximum: readable without colour too
     table.add_column("", style="bold", no_wrap=True, overflow="ellipsis", max_width=_MAX_LABEL)
     for c in columns:
         if c is None:
@@ -294,7 +296,7 @@ def to_table(
             value = float(row[c])
             style = _heat_style(float(fractions[i, c]))
             if row_max is not None and value == row_max:
-                style = style + _bold()
+                style = style + bold
             # padded to the column's width so the colour fills the cell evenly
             rendered.append(Text(cells[i][c].rjust(col_widths[c]), style=style))
         table.add_row(*rendered)
@@ -305,9 +307,3 @@ def to_table(
         Text(_caption(result, shown, hidden), style="dim"), (1, 0, 0, 1), expand=False
     )
     return Group(heading, table, caption)
-
-
-def _bold() -> Style:
-    from rich.style import Style
-
-    return Style(bold=True)

@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 from . import __version__
 from .errors import AttnError, ExitStatus
 from .loading import Embeddings, InputFormat, book_example, load, loads
-from .modes import AttentionParams, Init, Mode, compute
+from .modes import AttentionParams, AttentionResult, Init, Mode, compute
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -198,7 +198,10 @@ SeedOpt = Annotated[
     int,
     typer.Option(
         "--seed",
-        help="torch.manual_seed for the weights: the same seed gives the book's (torch's) numbers.",
+        help=(
+            "torch.manual_seed for the weights (and dropout): the same seed gives the "
+            "book's (torch's) numbers."
+        ),
         rich_help_panel=_ATTENTION_PANEL,
     ),
 ]
@@ -207,10 +210,76 @@ InitOpt = Annotated[
     typer.Option(
         "--init",
         help=(
-            "How the weights are drawn. rand: three torch.rand(d_in, d_out), "
-            "applied as X @ W (book 3.4)."
+            "How the weights are drawn. rand: torch.rand(d_in, d_out), applied as X @ W "
+            "(book 3.4.1). linear: nn.Linear(d_in, d_out), X @ W.T (3.4.2 onwards)."
         ),
         rich_help_panel=_ATTENTION_PANEL,
+    ),
+]
+QkvBiasOpt = Annotated[
+    bool,
+    typer.Option(
+        "--qkv-bias",
+        help="Give W_query, W_key, W_value biases, drawn after each weight (with --init linear).",
+        rich_help_panel=_ATTENTION_PANEL,
+    ),
+]
+HeadsOpt = Annotated[
+    int,
+    typer.Option(
+        "--heads",
+        metavar="H",
+        help=(
+            "Attention heads. H > 1 is the book's MultiHeadAttention (3.6.2): d_out split "
+            "into H heads, then out_proj; with --wrapper, MultiHeadAttentionWrapper (3.6.1)."
+        ),
+        rich_help_panel=_ATTENTION_PANEL,
+    ),
+]
+WrapperOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wrapper",
+        help=(
+            "With --heads H: H separate single-head modules of d_out each, side by side, "
+            "no out_proj (MultiHeadAttentionWrapper, book 3.6.1)."
+        ),
+        rich_help_panel=_ATTENTION_PANEL,
+    ),
+]
+DropoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--dropout",
+        metavar="P",
+        help=(
+            "nn.Dropout(P) on the attention weights, in training mode, with torch's draws "
+            "(continuing the seed's stream after the weights)."
+        ),
+        rich_help_panel=_ATTENTION_PANEL,
+    ),
+]
+DropoutSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--dropout-seed",
+        metavar="S",
+        help="torch.manual_seed(S) just before the dropout draws (book 3.5.2 uses 123).",
+        rich_help_panel=_ATTENTION_PANEL,
+        show_default=False,
+    ),
+]
+WeightsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--weights",
+        metavar="FILE",
+        help=(
+            "Take W_query, W_key, W_value (biases, out_proj) from a .json or .npz file, "
+            "e.g. a module's state_dict, instead of drawing them."
+        ),
+        rich_help_panel=_ATTENTION_PANEL,
+        show_default=False,
     ),
 ]
 FormatOpt = Annotated[
@@ -267,6 +336,7 @@ class Request:
     input: str | None
     input_format: InputFormat | None
     params: AttentionParams
+    weights: str | None
     query: str | None
     format: OutputFormat | None
     precision: int
@@ -296,6 +366,11 @@ _EXAMPLES = {
     "queries": ("attn queries --mode trainable --query journey",),
     "keys": ("attn keys --mode trainable",),
     "values": ("attn values --mode trainable",),
+    "explain": (
+        "attn explain",
+        "attn explain --mode causal --query starts",
+        "attn explain my_tokens.csv -q 3 --mode trainable --heads 2 -f json",
+    ),
 }
 
 _HELP = {
@@ -314,6 +389,11 @@ _HELP = {
     "queries": "Query vectors: queries = X @ W_query (the inputs themselves in plain mode).",
     "keys": "Key vectors: keys = X @ W_key (the inputs themselves in plain mode).",
     "values": "Value vectors: values = X @ W_value (the inputs themselves in plain mode).",
+    "explain": (
+        "One query's attention, step by step with the real numbers: the projections, each "
+        "dot product, the scaling, the mask, the softmax, dropout and the weighted sum. "
+        "Without --query, the book's query: the second token."
+    ),
 }
 
 
@@ -327,6 +407,12 @@ def _make_command(command: str) -> Callable[..., None]:
         d_out: DOutOpt = 2,
         seed: SeedOpt = 123,
         init: InitOpt = Init.RAND,
+        qkv_bias: QkvBiasOpt = False,
+        heads: HeadsOpt = 1,
+        wrapper: WrapperOpt = False,
+        dropout: DropoutOpt = 0.0,
+        dropout_seed: DropoutSeedOpt = None,
+        weights: WeightsOpt = None,
         format: FormatOpt = None,
         precision: PrecisionOpt = 4,
         output: OutputOpt = None,
@@ -341,7 +427,18 @@ def _make_command(command: str) -> Callable[..., None]:
             command=command,
             input=input,
             input_format=input_format,
-            params=AttentionParams(mode=mode, d_out=d_out, seed=seed, init=init),
+            params=AttentionParams(
+                mode=mode,
+                d_out=d_out,
+                seed=seed,
+                init=init,
+                qkv_bias=qkv_bias,
+                heads=heads,
+                wrapper=wrapper,
+                dropout=dropout,
+                dropout_seed=dropout_seed,
+            ),
+            weights=weights,
             query=query,
             format=format,
             precision=precision,
@@ -371,27 +468,52 @@ def execute(request: Request) -> None:
     _check_flags(request, output_format)
     embeddings = _read_input(request)
     query = embeddings.resolve_query(request.query) if request.query is not None else None
-    result = compute(embeddings, request.params, query)
+    if request.command == "explain" and query is None:
+        query = min(1, len(embeddings.tokens) - 1)  # the book's query, x^(2)
+    weights = None
+    if request.weights is not None:
+        from .weights_file import load_weights
 
-    from . import render
+        weights = load_weights(request.weights, embeddings.d_in)
+    result = compute(embeddings, request.params, query, weights)
 
     if output_format is OutputFormat.TABLE:
         buffer = io.StringIO() if request.output is not None else None
         console = _console(request, buffer)
-        table = render.to_table(result, request.command, request.precision, console.width)
+        renderable = _renderable(request, result, console.width)
         if buffer is None:
-            _write_stdout_table(console, table)
+            _write_stdout_table(console, renderable)
             return
-        console.print(table)
+        console.print(renderable)
         text = buffer.getvalue()
-    elif output_format is OutputFormat.JSON:
-        text = render.to_json(result, request.command)
     else:
-        text = render.to_csv(result, request.command)
+        text = _text(request, result, output_format)
     if request.output is None:
         _write_stdout(text)
     else:
         write_atomic(request.output, text)
+
+
+def _renderable(request: Request, result: AttentionResult, width: int) -> RenderableType:
+    if request.command == "explain":
+        from . import explain, render_explain
+
+        return render_explain.render(explain.walkthrough(result), request.precision)
+    from . import render
+
+    return render.to_table(result, request.command, request.precision, width)
+
+
+def _text(request: Request, result: AttentionResult, output_format: OutputFormat) -> str:
+    if request.command == "explain":
+        from . import explain
+
+        return explain.to_json(explain.walkthrough(result))
+    from . import render
+
+    if output_format is OutputFormat.JSON:
+        return render.to_json(result, request.command)
+    return render.to_csv(result, request.command)
 
 
 def _output_format(request: Request) -> OutputFormat:
@@ -410,13 +532,45 @@ def _output_format(request: Request) -> OutputFormat:
 
 def _check_flags(request: Request, output_format: OutputFormat) -> None:
     """A flag that would change nothing is a mistake worth telling the user about."""
-    if not request.params.projected:
-        for name, flag in (("d_out", "--d-out"), ("seed", "--seed"), ("init", "--init")):
-            if name in request.explicit:
+    params = request.params
+    given = request.explicit
+    if not params.projected:
+        for name in _WEIGHT_FLAGS:
+            if name in given:
+                flag = _flag(name)
                 raise AttnError.usage(
                     f"{flag} has no effect in plain mode (plain attention has no weights); "
                     f"add --mode trainable or --mode causal, or drop {flag}"
                 )
+    if request.weights is not None:
+        for name in ("d_out", "init", "qkv_bias", "wrapper"):
+            if name in given:
+                raise AttnError.usage(
+                    f"{_flag(name)} has no effect with --weights (the file fixes the "
+                    f"weights); drop {_flag(name)}"
+                )
+        if "seed" in given and (params.dropout == 0 or params.dropout_seed is not None):
+            raise AttnError.usage(
+                "--seed has no effect with --weights unless it seeds --dropout; drop --seed"
+            )
+    if "wrapper" in given and params.heads == 1:
+        raise AttnError.usage(
+            "--wrapper has no effect with one head; add --heads 2 (or more), or drop --wrapper"
+        )
+    if "dropout_seed" in given and "dropout" not in given:
+        raise AttnError.usage(
+            "--dropout-seed has no effect without --dropout; add --dropout P, or drop it"
+        )
+    if params.dropout and request.command not in ("weights", "context", "explain"):
+        raise AttnError.usage(
+            f"--dropout has no effect on `attn {request.command}` (dropout acts on the "
+            "weights after the softmax); use attn weights or attn context, or drop --dropout"
+        )
+    if request.command == "explain" and output_format is OutputFormat.CSV:
+        raise AttnError.usage(
+            "attn explain writes panels (-f table) or one JSON object (-f json), not CSV; "
+            "for CSV use attn scores, weights or context"
+        )
     if not 0 <= request.precision <= 15:
         raise AttnError.usage(
             f"--precision {request.precision} is out of range; tables show 0 to 15 decimals"
@@ -431,6 +585,24 @@ def _check_flags(request: Request, output_format: OutputFormat) -> None:
         raise AttnError.usage(
             "--input-format has no effect on the built-in example; give INPUT (a file or -)"
         )
+
+
+# Options that only mean something when there are weights (trainable and causal modes).
+_WEIGHT_FLAGS = (
+    "d_out",
+    "seed",
+    "init",
+    "qkv_bias",
+    "heads",
+    "wrapper",
+    "dropout",
+    "dropout_seed",
+    "weights",
+)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def stdin_is_piped() -> bool:

@@ -1,6 +1,7 @@
 """The attention math of the book's chapter 3, as small pure numpy functions.
 
-Shapes: T tokens, n query rows (all T, or the one `--query` row), d dimensions.
+Shapes: T tokens, n query rows (all T, or the one `--query` row), d dimensions, and
+optionally H heads in front: (H, n, T) scores.
 Masked scores are -inf, as the book's `masked_fill(mask, -inf)` makes them; the
 softmax then gives them a weight of exactly 0.
 """
@@ -45,9 +46,33 @@ def causal_mask(query_rows: NDArray[np.intp], n_keys: int) -> NDArray[np.bool_]:
 
 
 def attention_scores(queries: NDArray[F], keys: NDArray[F]) -> NDArray[F]:
-    """`attn_scores = queries @ keys.T`: one dot product per (query, key) pair."""
-    attn_scores: NDArray[F] = queries @ keys.T  # (n, d) @ (d, T) -> (n, T)
+    """`attn_scores = queries @ keys.T`: one dot product per (query, key) pair, for each
+    head when there are leading head axes."""
+    attn_scores: NDArray[F] = queries @ np.swapaxes(
+        keys, -1, -2
+    )  # (.., n, d) @ (.., d, T) -> (.., n, T)
     return attn_scores
+
+
+def split_heads(x: NDArray[F], heads: int) -> NDArray[F]:
+    """(n, D) -> (H, n, D/H): head h gets columns h*D/H to (h+1)*D/H, as the book's
+    `view(b, T, num_heads, head_dim).transpose(1, 2)` does.
+
+    >>> split_heads(np.arange(8.0).reshape(2, 4), 2).tolist()
+    [[[0.0, 1.0], [4.0, 5.0]], [[2.0, 3.0], [6.0, 7.0]]]
+    """
+    n, width = x.shape
+    split: NDArray[F] = x.reshape(n, heads, width // heads).transpose(
+        1, 0, 2
+    )  # (n, D) -> (H, n, D/H)
+    return split
+
+
+def merge_heads(x: NDArray[F]) -> NDArray[F]:
+    """(H, n, d) -> (n, H*d): the heads side by side, as `transpose(1, 2).view(b, T, d_out)`."""
+    heads, n, width = x.shape
+    merged: NDArray[F] = x.transpose(1, 0, 2).reshape(n, heads * width)  # (H, n, d) -> (n, H*d)
+    return merged
 
 
 def apply_mask(attn_scores: NDArray[F], mask: NDArray[np.bool_]) -> NDArray[F]:
@@ -69,5 +94,5 @@ def attention_weights(attn_scores: NDArray[F], scale: float) -> NDArray[F]:
 
 def context_vectors(attn_weights: NDArray[F], values: NDArray[F]) -> NDArray[F]:
     """`context_vecs = attn_weights @ values`: each row a weighted sum of value vectors."""
-    context_vecs: NDArray[F] = attn_weights @ values  # (n, T) @ (T, d_v) -> (n, d_v)
+    context_vecs: NDArray[F] = attn_weights @ values  # (.., n, T) @ (.., T, d_v) -> (.., n, d_v)
     return context_vecs

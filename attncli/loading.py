@@ -118,26 +118,31 @@ def load(path: str | os.PathLike[str], input_format: InputFormat | None = None) 
     """Read token embeddings from a file (format from `input_format`, the extension,
     or the content)."""
     name = os.fspath(path)
+    data = read_file(name, "a .json, .csv or .tsv file of embeddings")
+    fmt = input_format or _EXTENSIONS.get(os.path.splitext(name)[1].lower())
+    return loads(data, source=name, input_format=fmt)
+
+
+def read_file(name: str, wanted: str) -> bytes:
+    """A file's bytes, or an AttnError that says why not (`wanted` names what to give)."""
     if os.path.isdir(name):
-        raise AttnError(f"{name} is a directory; give a .json, .csv or .tsv file of embeddings")
+        raise AttnError(f"{name} is a directory; give {wanted}")
     try:
         with open(name, "rb") as handle:
-            data = handle.read()
+            return handle.read()
     except FileNotFoundError:
-        raise AttnError(f"{name}: no such file; check the path (or pass - to read stdin)") from None
+        raise AttnError(f"{name}: no such file; check the path") from None
     except PermissionError:
         raise AttnError(f"{name}: permission denied; make the file readable") from None
     except OSError as exc:
         raise AttnError(f"{name}: cannot read it ({exc.strerror or exc})") from None
-    fmt = input_format or _EXTENSIONS.get(os.path.splitext(name)[1].lower())
-    return loads(data, source=name, input_format=fmt)
 
 
 def loads(
     data: str | bytes, source: str = "<input>", input_format: InputFormat | None = None
 ) -> Embeddings:
     """Parse token embeddings from JSON/CSV/TSV text or UTF-8 bytes."""
-    text = data if isinstance(data, str) else _decode(data, source)
+    text = data if isinstance(data, str) else decode_text(data, source)
     text = text.removeprefix("\ufeff")
     if not text.strip():
         raise AttnError(
@@ -151,14 +156,15 @@ def loads(
     return _from_csv(text, source, delimiter, fmt)
 
 
-def _decode(data: bytes, source: str) -> str:
+def decode_text(data: bytes, source: str) -> str:
+    """UTF-8 text (a byte-order mark is dropped), or an AttnError that says what it is."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise AttnError(
             f"{source} is UTF-16 text; attn reads UTF-8: convert it with "
             f"`iconv -f UTF-16 -t UTF-8 {source}`"
         )
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         if b"\x00" in data[:1024]:
@@ -200,14 +206,16 @@ def _reject_constant(literal: str) -> Any:
     raise _NonFiniteLiteralError(literal)
 
 
-def _from_json(text: str, source: str) -> Embeddings:
+def parse_json(text: str, source: str, forms: str) -> Any:
+    """Strict JSON (no NaN or Infinity), or an AttnError with the line and column;
+    `forms` says what was expected."""
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except _NonFiniteLiteralError as exc:
         where = _locate(text, str(exc))
         raise AttnError(
-            f"{source}: {where}{exc} is not a number JSON allows; "
-            "every embedding value must be a finite number"
+            f"{source}: {where}{exc} is not a number JSON allows; every value must be a "
+            "finite number"
         ) from None
     except json.JSONDecodeError as exc:
         hint = ""
@@ -217,8 +225,11 @@ def _from_json(text: str, source: str) -> Embeddings:
             f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{hint}"
         ) from None
     except RecursionError:
-        raise AttnError(f"{source}: JSON nested too deeply; {_FORMS}") from None
+        raise AttnError(f"{source}: JSON nested too deeply; {forms}") from None
 
+
+def _from_json(text: str, source: str) -> Embeddings:
+    obj = parse_json(text, source, _FORMS)
     if isinstance(obj, dict):
         if "command" in obj and "values" in obj:
             return _from_attn_output(obj, source)
@@ -232,7 +243,7 @@ def _from_json(text: str, source: str) -> Embeddings:
         for token, vector in obj.items():
             if not isinstance(vector, list):
                 raise AttnError(
-                    f"{source}: token {token!r} maps to {_describe(vector)}, "
+                    f"{source}: token {token!r} maps to {describe(vector)}, "
                     f"not a list of numbers; {_FORMS}"
                 )
         return Embeddings(tokens, _matrix(list(obj.values()), tokens, source), source)
@@ -244,13 +255,13 @@ def _from_json(text: str, source: str) -> Embeddings:
             )
         tokens = tuple(f"x{i + 1}" for i in range(len(obj)))
         return Embeddings(tokens, _matrix(obj, tokens, source), source)
-    raise AttnError(f"{source}: the JSON is {_describe(obj)}; {_FORMS}")
+    raise AttnError(f"{source}: the JSON is {describe(obj)}; {_FORMS}")
 
 
 def _from_tokens_and_embeddings(obj: dict[str, Any], source: str) -> Embeddings:
     rows = obj["embeddings"]
     if not isinstance(rows, list):
-        raise AttnError(f'{source}: "embeddings" is {_describe(rows)}; {_FORMS}')
+        raise AttnError(f'{source}: "embeddings" is {describe(rows)}; {_FORMS}')
     if "tokens" not in obj:
         tokens = tuple(f"x{i + 1}" for i in range(len(rows)))
     else:
@@ -284,11 +295,11 @@ def _from_attn_output(obj: dict[str, Any], source: str) -> Embeddings:
 
 def _tokens(value: Any, source: str) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise AttnError(f'{source}: "tokens" is {_describe(value)}; give a list of strings')
+        raise AttnError(f'{source}: "tokens" is {describe(value)}; give a list of strings')
     for i, token in enumerate(value):
         if not isinstance(token, str):
             raise AttnError(
-                f"{source}: token {i} is {_describe(token)}, not a string; "
+                f"{source}: token {i} is {describe(token)}, not a string; "
                 f"quote it: {json.dumps(str(token))}"
             )
     return tuple(value)
@@ -302,7 +313,7 @@ def _matrix(rows: list[Any], tokens: Sequence[str], source: str) -> NDArray[np.f
     for i, row in enumerate(rows):
         where = f"row {i + 1} (token {tokens[i]!r})"
         if not isinstance(row, list):
-            raise AttnError(f"{source}: {where} is {_describe(row)}, not a list of numbers")
+            raise AttnError(f"{source}: {where} is {describe(row)}, not a list of numbers")
         if width is None:
             width = len(row)
             if width == 0:
@@ -317,7 +328,7 @@ def _matrix(rows: list[Any], tokens: Sequence[str], source: str) -> NDArray[np.f
         for j, value in enumerate(row):
             if not _is_number(value):
                 raise AttnError(
-                    f"{source}: {where}, column {j + 1}: {_describe(value)} is not a number"
+                    f"{source}: {where}, column {j + 1}: {describe(value)} is not a number"
                 )
     matrix = np.array(rows, dtype=np.float64)
     _check_finite(matrix, tokens, source)
@@ -328,7 +339,8 @@ def _is_number(value: Any) -> bool:
     return type(value) is float or type(value) is int  # bool is an int subclass: not a number
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """A JSON value as a message names it: 'a string ("abc")', 'null', 'a list of 3 items'."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .modes import AttentionResult, Mode
+from .rng import dropout_scale
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -34,18 +35,28 @@ _MAX_HEADER = 12  # characters of a token shown as a column header before elidin
 
 @dataclass(frozen=True)
 class View:
-    """One command's matrix, with its labels: what every format shows."""
+    """One command's matrices, one per head, with their labels: what every format shows."""
 
     command: str
     kind: Kind
-    values: NDArray[np.float64]  # (n, m); -inf where a score is masked
+    values: NDArray[np.float64]  # (H, n, m); -inf where a score is masked; H = 1 for vectors
     row_labels: tuple[str, ...]  # n tokens
     col_labels: tuple[str, ...]  # m tokens, or d1..dk for vectors
     query_index: int | None
 
+    @property
+    def heads(self) -> int:
+        return int(self.values.shape[0])
+
+    def data(self) -> NDArray[np.float64]:
+        """The values as JSON holds them: without the head axis for one head, without
+        the row axis for one --query row."""
+        values = self.values[0] if self.heads == 1 else self.values  # (H, n, m) -> (n, m)
+        return values[..., 0, :] if self.query_index is not None else values
+
 
 def view(result: AttentionResult, command: str) -> View:
-    """Pick the matrix `command` shows from a result (one row when --query was given)."""
+    """Pick what `command` shows from a result (one row when --query was given)."""
     rows = result.rows
     tokens = result.tokens
     row_labels = tuple(tokens[i] for i in rows)
@@ -60,19 +71,45 @@ def view(result: AttentionResult, command: str) -> View:
         "values": result.values[rows],
     }[command]
     dims = tuple(f"d{k + 1}" for k in range(vectors.shape[1]))
-    return View(command, "vectors", vectors, row_labels, dims, result.query_index)
+    return View(
+        command, "vectors", vectors[np.newaxis], row_labels, dims, result.query_index
+    )  # (n, d) -> (1, n, d)
 
 
 def params_dict(result: AttentionResult) -> dict[str, Any]:
     """Every setting that produced the numbers (null where the mode has no such thing)."""
     params = result.params
-    projected = params.projected
+    if not params.projected:
+        return {
+            "d_in": result.embeddings.d_in,
+            "d_out": None,
+            "seed": None,
+            "init": None,
+            "scale": result.scale,
+            "heads": 1,
+            "head_dim": None,
+            "wrapper": None,
+            "qkv_bias": None,
+            "dropout": None,
+            "dropout_seed": None,
+            "weights": None,
+        }
+    weights = result.weights
+    file = weights.file if weights is not None else None
+    seed_used = file is None or (params.dropout > 0 and params.dropout_seed is None)
     return {
         "d_in": result.embeddings.d_in,
-        "d_out": params.d_out if projected else None,
-        "seed": params.seed if projected else None,
-        "init": params.init.value if projected else None,
+        "d_out": int(result.keys.shape[1]),
+        "seed": params.seed if seed_used else None,
+        "init": None if file else params.init.value,
         "scale": result.scale,
+        "heads": result.heads,
+        "head_dim": result.head_dim,
+        "wrapper": result.heads > 1 and (weights is not None and weights.W_out is None),
+        "qkv_bias": weights is not None and weights.b_query is not None,
+        "dropout": params.dropout,
+        "dropout_seed": params.dropout_seed,
+        "weights": file,
     }
 
 
@@ -84,32 +121,32 @@ def _json_number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _json_row(row: NDArray[np.float64]) -> str:
-    return json.dumps([_json_number(v) for v in row.tolist()], allow_nan=False)
+def _json_array(values: NDArray[np.float64], indent: str) -> str:
+    """Nested lists with each innermost row on a line of its own: readable, jq-friendly."""
+    if values.ndim == 1:
+        return json.dumps([_json_number(v) for v in values.tolist()], allow_nan=False)
+    inner = indent + "  "
+    parts = [inner + _json_array(part, inner) for part in values]
+    return "[\n" + ",\n".join(parts) + "\n" + indent + "]"
 
 
 def to_json(result: AttentionResult, command: str) -> str:
-    """The result as one strict JSON object (README "JSON output"), full precision.
-
-    Each matrix row sits on its own line: small enough to read, easy for jq."""
+    """The result as one strict JSON object (README "JSON output"), full precision."""
     shown = view(result, command)
     query = None
     if shown.query_index is not None:
         query = {"index": shown.query_index, "token": result.tokens[shown.query_index]}
+    data = shown.data()
     head: dict[str, Any] = {
         "command": command,
         "mode": result.params.mode.value,
         "tokens": list(result.tokens),
         "query": query,
-        "shape": list(shown.values.shape[1:] if query else shown.values.shape),
+        "shape": list(data.shape),
     }
     lines = ["{"]
     lines += [f"  {json.dumps(key)}: {json.dumps(value)}," for key, value in head.items()]
-    if query:
-        lines.append(f'  "values": {_json_row(shown.values[0])},')
-    else:
-        rows = [f"    {_json_row(row)}" for row in shown.values]
-        lines.append('  "values": [\n' + ",\n".join(rows) + "\n  ],")
+    lines.append(f'  "values": {_json_array(data, "  ")},')
     lines.append(f'  "params": {json.dumps(params_dict(result), allow_nan=False)}')
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -119,14 +156,18 @@ def to_json(result: AttentionResult, command: str) -> str:
 
 
 def to_csv(result: AttentionResult, command: str) -> str:
-    """A header (`token`, then the column tokens or d1..dk), one row per token,
-    full precision; a masked score is `-inf`, as the book prints it."""
+    """A header (`token`, then the column tokens or d1..dk), one row per token, full
+    precision; with several heads a `head` column (0, 1, ...) comes first. A masked
+    score is `-inf`, as the book prints it."""
     shown = view(result, command)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(("token", *shown.col_labels))
-    for label, row in zip(shown.row_labels, shown.values, strict=True):
-        writer.writerow((label, *(repr(v) for v in row.tolist())))
+    by_head = shown.heads > 1
+    writer.writerow((*(("head",) if by_head else ()), "token", *shown.col_labels))
+    for h in range(shown.heads):
+        for label, row in zip(shown.row_labels, shown.values[h], strict=True):
+            cells = (label, *(repr(v) for v in row.tolist()))
+            writer.writerow((h, *cells) if by_head else cells)
     return buffer.getvalue()
 
 
@@ -205,21 +246,42 @@ def visible_columns(widths: Sequence[int], available: int) -> list[int | None]:
     return [*left, None, *reversed(right)]
 
 
-def _caption(result: AttentionResult, shown: View, hidden: int) -> str:
+def settings_line(result: AttentionResult) -> str:
+    """The parameters that made a result, in one line: d_in=3 · d_out=2 · init=rand · ..."""
     params = result.params
-    parts = [f"d_in={result.embeddings.d_in}"]
+    settings = params_dict(result)
+    parts = [f"d_in={settings['d_in']}"]
     if params.projected:
-        parts += [
-            f"d_out={params.d_out}",
-            f"seed={params.seed}",
-            f"init={params.init.value}",
-            f"scale=1/√{params.d_out}={result.scale:.4g}",
-        ]
+        parts.append(f"d_out={settings['d_out']}")
+        if result.heads > 1:
+            kind = "wrapper of " if settings["wrapper"] else ""
+            parts.append(f"{kind}{result.heads} heads of {result.head_dim}")
+        if settings["weights"]:
+            parts.append(f"weights={settings['weights']}")
+        else:
+            parts += [f"init={settings['init']}", f"seed={params.seed}"]
+        if settings["qkv_bias"]:
+            parts.append("qkv_bias")
+        parts.append(f"scale=1/√{result.head_dim}={result.scale:.4g}")
+        if params.dropout > 0:
+            seed = params.dropout_seed if params.dropout_seed is not None else params.seed
+            parts.append(f"dropout={params.dropout:g} (seed {seed})")
     else:
         parts.append("inputs as queries, keys, values; no scaling")
-    lines = [" · ".join(parts)]
+    return " · ".join(parts)
+
+
+def _caption(result: AttentionResult, shown: View, hidden: int) -> str:
+    params = result.params
+    lines = [settings_line(result)]
     if params.mode is Mode.CAUSAL and shown.kind != "vectors":
         lines.append("causal: keys after the query (j > i) are masked")
+    if params.projected and params.dropout > 0 and shown.command in ("weights", "context"):
+        what = "weights shown" if shown.kind == "weights" else "context from the weights"
+        lines.append(
+            f"dropout in training mode: {what} after dropout, kept ones "
+            f"×{dropout_scale(params.dropout):.6g}"
+        )
     if hidden:
         lines.append(f"{hidden} columns hidden to fit; -f csv or -f json shows all")
     return "\n".join(lines)
@@ -228,44 +290,72 @@ def _caption(result: AttentionResult, shown: View, hidden: int) -> str:
 def to_table(
     result: AttentionResult, command: str, precision: int = 4, width: int = 80
 ) -> RenderableType:
-    """A heat-map table of what `command` shows, fitted to `width` columns."""
-    from rich import box
+    """Heat-map tables of what `command` shows (one per head), fitted to `width` columns."""
     from rich.console import Group
     from rich.padding import Padding
-    from rich.style import Style
-    from rich.table import Table
     from rich.text import Text
 
     shown = view(result, command)
-    n_rows, n_cols = shown.values.shape
-    fractions = heat_fraction(shown)
-    masked = ~np.isfinite(shown.values)
-    weights_masked = result.params.mode is Mode.CAUSAL and shown.kind == "weights"
-    if weights_masked:
-        # A causal weight above the diagonal is 0 by construction, not by chance.
-        masked = np.arange(n_cols)[np.newaxis, :] > result.rows[:, np.newaxis]
-
+    heads, n_rows, n_cols = shown.values.shape
     label_width = min(max(len(label) for label in shown.row_labels), _MAX_LABEL)
-    cells = [[_format(v, precision) for v in row] for row in shown.values.tolist()]
+    cells = [
+        [[_format(v, precision) for v in row] for row in matrix] for matrix in shown.values.tolist()
+    ]
     col_widths = [
-        max(min(len(label), _MAX_HEADER), *(len(cells[i][j]) for i in range(n_rows)))
+        max(
+            min(len(label), _MAX_HEADER),
+            *(len(cells[h][i][j]) for h in range(heads) for i in range(n_rows)),
+        )
         for j, label in enumerate(shown.col_labels)
     ]
     columns = visible_columns(col_widths, width - label_width - 4)
     hidden = n_cols - sum(1 for c in columns if c is not None)
 
-    title = f"attn {command} · {result.params.mode.value} · {n_rows}×{n_cols}"  # noqa: RUF001
+    what = f"{n_rows}×{n_cols}"
     if shown.query_index is not None:
-        title = (
-            f"attn {command} · {result.params.mode.value} · "
-            f"query {result.tokens[shown.query_index]!r} (#{shown.query_index})"
-        )
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        header_style="bold",
-        pad_edge=True,
-    )
+        what = f"query {result.tokens[shown.query_index]!r} (#{shown.query_index})"
+    parts: list[RenderableType] = []
+    for h in range(heads):
+        head = f" · head {h} of {heads}" if heads > 1 else ""
+        title = f"attn {command} · {result.params.mode.value}{head} · {what}"
+        if h:
+            parts.append(Text(""))
+        # Titles and parameters sit outside the table: rich would wrap a table's own
+        # title and caption to the table's width, narrow for a single vector.
+        parts.append(Padding(Text(title, style="bold"), (0, 0, 0, 1), expand=False))
+        parts.append(_head_table(result, shown, h, cells[h], col_widths, columns))
+    caption = Text(_caption(result, shown, hidden), style="dim")
+    parts.append(Padding(caption, (1, 0, 0, 1), expand=False))
+    return Group(*parts)
+
+
+def _head_table(
+    result: AttentionResult,
+    shown: View,
+    head: int,
+    cells: list[list[str]],
+    col_widths: list[int],
+    columns: list[int | None],
+) -> RenderableType:
+    """The table of one head's matrix (the only one for vectors)."""
+    from rich import box
+    from rich.style import Style
+    from rich.table import Table
+    from rich.text import Text
+
+    values = shown.values[head]  # (n, m)
+    n_rows, n_cols = values.shape
+    fractions = heat_fraction(shown)[head]
+    masked = ~np.isfinite(values)
+    causal_weights = result.params.mode is Mode.CAUSAL and shown.kind == "weights"
+    if causal_weights:
+        # A causal weight above the diagonal is 0 by construction, not by chance.
+        masked = np.arange(n_cols)[np.newaxis, :] > result.rows[:, np.newaxis]
+    dropped = None
+    if shown.kind == "weights" and result.dropout_keep is not None:
+        dropped = ~result.dropout_keep[head] & ~masked
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=True)
     query_style = "bold underline"
     bold = Style(bold=True)  # the row maximum: readable without colour too
     table.add_column("", style="bold", no_wrap=True, overflow="ellipsis", max_width=_MAX_LABEL)
@@ -279,7 +369,7 @@ def to_table(
         table.add_column(header, justify="right", no_wrap=True, width=col_widths[c])
 
     for i in range(n_rows):
-        row = shown.values[i]
+        row = values[i]
         finite = row[np.isfinite(row)]
         row_max = float(finite.max()) if finite.size and shown.kind != "vectors" else None
         label = Text(shown.row_labels[i], no_wrap=True, overflow="ellipsis")
@@ -289,21 +379,15 @@ def to_table(
         for c in columns:
             if c is None:
                 rendered.append(Text("…", style="dim"))
-                continue
-            if masked[i, c]:
-                rendered.append(Text(cells[i][c] if not weights_masked else "0", style="dim"))
-                continue
-            value = float(row[c])
-            style = _heat_style(float(fractions[i, c]))
-            if row_max is not None and value == row_max:
-                style = style + bold
-            # padded to the column's width so the colour fills the cell evenly
-            rendered.append(Text(cells[i][c].rjust(col_widths[c]), style=style))
+            elif masked[i, c]:
+                rendered.append(Text(cells[i][c] if not causal_weights else "0", style="dim"))
+            elif dropped is not None and dropped[i, c]:
+                rendered.append(Text("0", style="dim italic"))
+            else:
+                style = _heat_style(float(fractions[i, c]))
+                if row_max is not None and float(row[c]) == row_max:
+                    style = style + bold
+                # padded to the column's width so the colour fills the cell evenly
+                rendered.append(Text(cells[i][c].rjust(col_widths[c]), style=style))
         table.add_row(*rendered)
-    # Title and parameters go above and below the table rather than in its title and
-    # caption, which rich would wrap to the table's width (narrow for a single vector).
-    heading = Padding(Text(title, style="bold"), (0, 0, 0, 1), expand=False)
-    caption = Padding(
-        Text(_caption(result, shown, hidden), style="dim"), (1, 0, 0, 1), expand=False
-    )
-    return Group(heading, table, caption)
+    return table

@@ -14,6 +14,8 @@ of 32-bit outputs. On top of that stream this module reproduces torch's recipes
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -25,6 +27,8 @@ SEED_MAX = 2**64 - 1
 
 _LOW24 = np.uint32(0xFFFFFF)
 _TWO_POW_MINUS_24 = np.float32(2.0**-24)
+_LOW53 = np.uint64(2**53 - 1)
+_SKIP_CHUNK = 1 << 20  # draws discarded at a time when skipping ahead
 
 
 def check_seed(seed: int) -> int:
@@ -61,3 +65,96 @@ class TorchGenerator:
         r = self.raw32(rows * cols).reshape(rows, cols)  # (rows * cols,) -> (rows, cols)
         values: NDArray[np.float32] = (r & _LOW24).astype(np.float32) * _TWO_POW_MINUS_24
         return values
+
+    def uniform(self, rows: int, cols: int, low: float, high: float) -> NDArray[np.float32]:
+        """`torch.empty(rows, cols).uniform_(low, high)` in float32, row-major.
+
+        torch computes `x * (high - low) + low` in float32 with a single rounding (a
+        fused multiply-add), x = (r & 0xFFFFFF) * 2**-24. Here the product is exact in
+        float64 (24 x 24 bits), the sum is rounded once to float64, and the rare case
+        where that rounding lands exactly on a float32 tie is settled by the sum's
+        exact error, so the result is the correctly rounded float32, as the FMA's is.
+        """
+        low32, high32 = np.float32(low), np.float32(high)
+        span = np.float64(high32 - low32)  # a float32 subtraction, as in torch
+        x = (self.raw32(rows * cols) & _LOW24).astype(np.float64) * 2.0**-24
+        result = fused_multiply_add_f32(x, span, np.float64(low32))
+        result = np.where(result == high32, low32, result)  # torch keeps the range half-open
+        values: NDArray[np.float32] = result.reshape(rows, cols)  # (rows * cols,) -> (rows, cols)
+        return values
+
+    def linear(
+        self, d_in: int, d_out: int, bias: bool
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
+        """The weight (d_out, d_in) and bias (d_out,) of a new `nn.Linear(d_in, d_out)`.
+
+        Kaiming-uniform with a = sqrt(5), evaluated in Python doubles as torch does,
+        then the bias from U(-1/sqrt(d_in), 1/sqrt(d_in)).
+        """
+        a = math.sqrt(5)
+        gain = math.sqrt(2.0 / (1 + a**2))
+        std = gain / math.sqrt(d_in)
+        bound = math.sqrt(3.0) * std
+        weight = self.uniform(d_out, d_in, -bound, bound)
+        if not bias:
+            return weight, None
+        bias_bound = 1 / math.sqrt(d_in)
+        return weight, self.uniform(1, d_out, -bias_bound, bias_bound)[0]
+
+    def skip(self, n: int) -> None:
+        """Advance the stream by `n` draws (MT19937 has no cheap jump to an offset)."""
+        while n > 0:
+            step = min(n, _SKIP_CHUNK)
+            self.raw32(step)
+            n -= step
+
+    def dropout_keep(self, count: int, p: float) -> NDArray[np.bool_]:
+        """Which of the next `count` elements `nn.Dropout(p)` keeps in training mode.
+
+        Two draws per element (the first the high word): u = bits & (2**53 - 1) over
+        2**53, kept when u < 1 - p, compared in double. p = 0 and p = 1 draw nothing.
+        """
+        if p <= 0.0:
+            return np.ones(count, dtype=bool)
+        if p >= 1.0:
+            return np.zeros(count, dtype=bool)
+        pairs = self.raw32(2 * count).astype(np.uint64).reshape(count, 2)  # (2n,) -> (n, 2)
+        bits = ((pairs[:, 0] << np.uint64(32)) | pairs[:, 1]) & _LOW53
+        u = bits.astype(np.float64) * 2.0**-53  # exact: 53-bit integers
+        keep: NDArray[np.bool_] = u < 1.0 - p
+        return keep
+
+
+def fused_multiply_add_f32(
+    x: NDArray[np.float64], y: np.float64, z: np.float64
+) -> NDArray[np.float32]:
+    """float32(x * y + z) rounded once, as an FMA would, for x and y with at most 24
+    significant bits each (so x * y is exact in float64).
+
+    The sum is rounded to float64 first; only when that lands exactly halfway between
+    two float32 values could the second rounding go the wrong way, and then the exact
+    error of the sum (TwoSum) says which way the true value lies.
+    """
+    product = x * y  # exact
+    total = product + z  # rounded once, to float64
+    back = total - product
+    error = (product - (total - back)) + (z - back)  # total + error == product + z exactly
+    result = total.astype(np.float32)
+    nearest = result.astype(np.float64)
+    toward = np.where(total > nearest, np.inf, -np.inf).astype(np.float32)
+    other = np.nextafter(result, toward)  # the float32 on total's other side
+    tie = (total != nearest) & (total == (nearest + other.astype(np.float64)) / 2)
+    fix = tie & (error != 0)
+    if fix.any():
+        up, down = np.maximum(result, other), np.minimum(result, other)
+        result = np.where(fix, np.where(error > 0, up, down), result)
+    return result
+
+
+def dropout_scale(p: float) -> float:
+    """The factor nn.Dropout gives kept elements: float32(1) / float32(1 - p).
+
+    torch multiplies by this float32 reciprocal, which is not always 1/(1 - p) exactly
+    (p = 0.45 shows the difference).
+    """
+    return float(np.float32(1.0) / np.float32(1.0 - p))

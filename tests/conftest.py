@@ -12,6 +12,8 @@ from typer.testing import CliRunner, Result
 
 from attncli import cli
 
+collect_ignore = ["data"]  # the torch recording scripts there need torch, which tests never do
+
 DATA = Path(__file__).parent / "data"
 SAMPLES = Path(__file__).parent.parent / "sample_inputs"
 BOOK_FILE = DATA / "book_ch03.json"

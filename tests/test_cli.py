@@ -191,7 +191,7 @@ class TestChaining:
 class TestOutput:
     def test_default_is_json_when_piped_and_table_on_a_terminal(self, attn: Invoke) -> None:
         assert json.loads(attn("weights", input=JOURNEY_JSON).stdout)["command"] == "weights"
-        assert "attn weights · plain · 6×6" in attn("weights", terminal=True).stdout  # noqa: RUF001
+        assert "attn weights · plain · 6×6" in attn("weights", terminal=True).stdout
 
     def test_csv(self, attn: Invoke) -> None:
         text = attn("context", "-f", "csv", terminal=True).stdout

@@ -51,8 +51,8 @@ def test_causal_mask_for_one_row_is_that_row_of_the_full_mask() -> None:
 @given(embeddings_strategy(), st.sampled_from(["plain", "trainable", "causal"]))
 def test_weight_rows_are_probability_distributions(matrix: np.ndarray, mode: str) -> None:
     result = compute(as_embeddings(matrix), AttentionParams(mode=mode))
-    assert (result.attn_weights >= 0).all()
-    np.testing.assert_allclose(result.attn_weights.sum(axis=1), 1.0, rtol=1e-12)
+    assert (result.attn_weights[0] >= 0).all()
+    np.testing.assert_allclose(result.attn_weights[0].sum(axis=1), 1.0, rtol=1e-12)
 
 
 @given(embeddings_strategy(), st.integers(1, 4), st.integers(0, 2**32))
@@ -61,8 +61,8 @@ def test_causal_weights_above_the_diagonal_are_zero(
 ) -> None:
     result = compute(as_embeddings(matrix), AttentionParams(mode="causal", d_out=d_out, seed=seed))
     upper = np.triu_indices(len(matrix), k=1)
-    assert (result.attn_weights[upper] == 0).all()
-    assert np.isneginf(result.attn_scores[upper]).all()
+    assert (result.attn_weights[0][upper] == 0).all()
+    assert np.isneginf(result.attn_scores[0][upper]).all()
 
 
 @given(embeddings_strategy(), st.randoms(use_true_random=False))
@@ -72,10 +72,10 @@ def test_plain_attention_is_permutation_equivariant(matrix: np.ndarray, rnd) -> 
     original = compute(as_embeddings(matrix))
     permuted = compute(as_embeddings(matrix[order]))
     np.testing.assert_allclose(
-        permuted.attn_scores, original.attn_scores[np.ix_(order, order)], atol=1e-12
+        permuted.attn_scores[0], original.attn_scores[0][np.ix_(order, order)], atol=1e-12
     )
     np.testing.assert_allclose(
-        permuted.attn_weights, original.attn_weights[np.ix_(order, order)], atol=1e-12
+        permuted.attn_weights[0], original.attn_weights[0][np.ix_(order, order)], atol=1e-12
     )
     np.testing.assert_allclose(permuted.context_vecs, original.context_vecs[order], atol=1e-12)
 
@@ -100,14 +100,16 @@ def test_one_query_row_equals_that_row_of_the_full_computation(matrix: np.ndarra
         row = compute(as_embeddings(matrix), AttentionParams(mode="causal"), query=i)
         # BLAS may sum a single row in another order than a matrix: equal to rounding,
         # which is relative to the size of the terms, not of their (cancelling) sum
-        finite = full.attn_scores[np.isfinite(full.attn_scores)]
+        finite = full.attn_scores[0][np.isfinite(full.attn_scores[0])]
         atol = 1e-12 * (1.0 + float(np.abs(finite).max()))
         np.testing.assert_array_equal(
-            np.isneginf(row.attn_scores[0]), np.isneginf(full.attn_scores[i])
+            np.isneginf(row.attn_scores[0][0]), np.isneginf(full.attn_scores[0][i])
         )
-        np.testing.assert_allclose(row.attn_scores[0], full.attn_scores[i], rtol=1e-13, atol=atol)
         np.testing.assert_allclose(
-            row.attn_weights[0], full.attn_weights[i], rtol=1e-12, atol=1e-300
+            row.attn_scores[0][0], full.attn_scores[0][i], rtol=1e-13, atol=atol
+        )
+        np.testing.assert_allclose(
+            row.attn_weights[0][0], full.attn_weights[0][i], rtol=1e-12, atol=1e-300
         )
         np.testing.assert_allclose(
             row.context_vecs[0], full.context_vecs[i], rtol=1e-12, atol=1e-12

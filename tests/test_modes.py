@@ -29,17 +29,17 @@ def test_the_built_in_example_is_the_books_input() -> None:
 
 def test_section_3_3_1_scores_for_journey() -> None:
     np.testing.assert_allclose(
-        plain().attn_scores[JOURNEY], expected("dot_scores_query2"), atol=ATOL
+        plain().attn_scores[0][JOURNEY], expected("dot_scores_query2"), atol=ATOL
     )
-    assert plain().attn_scores[0, JOURNEY] == pytest.approx(expected("dot_x1_x2")[0], abs=ATOL)
+    assert plain().attn_scores[0][0, JOURNEY] == pytest.approx(expected("dot_x1_x2")[0], abs=ATOL)
 
 
 def test_section_3_3_1_softmax_weights_and_context_for_journey() -> None:
     np.testing.assert_allclose(
-        plain().attn_weights[JOURNEY], expected("torch_softmax_query2")[0], atol=ATOL
+        plain().attn_weights[0][JOURNEY], expected("torch_softmax_query2")[0], atol=ATOL
     )
     np.testing.assert_allclose(
-        plain().attn_weights[JOURNEY], expected("softmax_naive_query2")[0], atol=ATOL
+        plain().attn_weights[0][JOURNEY], expected("softmax_naive_query2")[0], atol=ATOL
     )
     np.testing.assert_allclose(
         plain().context_vecs[JOURNEY], expected("context_vec_z2_simple"), atol=ATOL
@@ -48,11 +48,11 @@ def test_section_3_3_1_softmax_weights_and_context_for_journey() -> None:
 
 def test_section_3_3_2_all_scores_weights_and_context_vectors() -> None:
     result = plain()
-    np.testing.assert_allclose(result.attn_scores, expected("attn_scores_matmul"), atol=ATOL)
-    np.testing.assert_allclose(result.attn_scores, expected("attn_scores_loop"), atol=ATOL)
-    np.testing.assert_allclose(result.attn_weights, expected("attn_weights_all"), atol=ATOL)
+    np.testing.assert_allclose(result.attn_scores[0], expected("attn_scores_matmul"), atol=ATOL)
+    np.testing.assert_allclose(result.attn_scores[0], expected("attn_scores_loop"), atol=ATOL)
+    np.testing.assert_allclose(result.attn_weights[0], expected("attn_weights_all"), atol=ATOL)
     np.testing.assert_allclose(
-        result.attn_weights.sum(axis=1), expected("attn_weights_row_sums"), atol=ATOL
+        result.attn_weights[0].sum(axis=1), expected("attn_weights_row_sums"), atol=ATOL
     )
     np.testing.assert_allclose(result.context_vecs, expected("all_context_vecs"), atol=ATOL)
 
@@ -67,14 +67,14 @@ def test_section_3_4_1_trainable_weights_step_by_step() -> None:
     np.testing.assert_allclose(result.queries[JOURNEY], expected("trainable_query_2"), atol=ATOL)
     np.testing.assert_allclose(result.keys, expected("derived_keys"), atol=ATOL)
     np.testing.assert_allclose(result.values, expected("derived_values"), atol=ATOL)
-    assert result.attn_scores[JOURNEY, JOURNEY] == pytest.approx(
+    assert result.attn_scores[0][JOURNEY, JOURNEY] == pytest.approx(
         expected("trainable_attn_score_22"), abs=ATOL
     )
     np.testing.assert_allclose(
-        result.attn_scores[JOURNEY], expected("trainable_attn_scores_2"), atol=ATOL
+        result.attn_scores[0][JOURNEY], expected("trainable_attn_scores_2"), atol=ATOL
     )
     np.testing.assert_allclose(
-        result.attn_weights[JOURNEY], expected("trainable_attn_weights_2"), atol=ATOL
+        result.attn_weights[0][JOURNEY], expected("trainable_attn_weights_2"), atol=ATOL
     )
     np.testing.assert_allclose(
         result.context_vecs[JOURNEY], expected("trainable_context_vec_2"), atol=ATOL
@@ -94,11 +94,11 @@ def test_causal_mode_masks_the_trainable_scores_and_renormalises() -> None:
     full = trainable()
     causal = compute(book_example(), AttentionParams(mode=Mode.CAUSAL))
     lower = np.tril(np.ones((6, 6), dtype=bool))
-    np.testing.assert_array_equal(causal.attn_scores[lower], full.attn_scores[lower])
-    assert np.isneginf(causal.attn_scores[~lower]).all()
-    masked_simple = full.attn_weights * lower
+    np.testing.assert_array_equal(causal.attn_scores[0][lower], full.attn_scores[0][lower])
+    assert np.isneginf(causal.attn_scores[0][~lower]).all()
+    masked_simple = full.attn_weights[0] * lower
     renormalised = masked_simple / masked_simple.sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(causal.attn_weights, renormalised, rtol=1e-14)
+    np.testing.assert_allclose(causal.attn_weights[0], renormalised, rtol=1e-14)
     # the last token sees every token, so its row is unchanged
     np.testing.assert_allclose(
         causal.context_vecs[-1], expected("SelfAttention_v1_seed123")[-1], atol=ATOL

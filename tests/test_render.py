@@ -43,8 +43,21 @@ def test_json_has_the_documented_keys_and_full_precision() -> None:
     assert parsed["mode"] == "plain"
     assert parsed["query"] is None
     assert parsed["shape"] == [6, 6]
-    assert parsed["values"] == result.attn_weights.tolist()  # every digit, not rounded
-    assert parsed["params"] == {"d_in": 3, "d_out": None, "seed": None, "init": None, "scale": 1.0}
+    assert parsed["values"] == result.attn_weights[0].tolist()  # every digit, not rounded
+    assert parsed["params"] == {
+        "d_in": 3,
+        "d_out": None,
+        "seed": None,
+        "init": None,
+        "scale": 1.0,
+        "heads": 1,
+        "head_dim": None,
+        "wrapper": None,
+        "qkv_bias": None,
+        "dropout": None,
+        "dropout_seed": None,
+        "weights": None,
+    }
 
 
 def test_json_for_a_query_is_that_row() -> None:
@@ -59,6 +72,13 @@ def test_json_for_a_query_is_that_row() -> None:
         "seed": 123,
         "init": "rand",
         "scale": 2**-0.5,
+        "heads": 1,
+        "head_dim": 2,
+        "wrapper": False,
+        "qkv_bias": False,
+        "dropout": 0.0,
+        "dropout_seed": None,
+        "weights": None,
     }
 
 
@@ -79,7 +99,7 @@ def test_csv_header_rows_and_full_precision() -> None:
     assert rows[0] == ["token", "Your", "journey", "starts", "with", "one", "step"]
     assert [row[0] for row in rows[1:]] == list(result.tokens)
     assert rows[1][2:] == ["-inf"] * 5  # as the book prints a masked score
-    assert float(rows[2][1]) == result.attn_scores[1, 0]
+    assert float(rows[2][1]) == result.attn_scores[0, 1, 0]
     vectors = list(csv.reader(io.StringIO(to_csv(result, "context"))))
     assert vectors[0] == ["token", "d1", "d2"]
 
@@ -93,12 +113,12 @@ def test_csv_quotes_tokens_with_commas() -> None:
 
 def test_table_shows_tokens_values_title_and_caption() -> None:
     text = table_text(compute(book_example(), AttentionParams(mode="trainable")), "weights")
-    assert "attn weights · trainable · 6×6" in text  # noqa: RUF001
+    assert "attn weights · trainable · 6×6" in text
     for token in ("Your", "journey", "starts", "with", "one", "step"):
         assert token in text
     assert "0.1500" in text
     assert "0.2264" in text
-    assert "d_in=3 · d_out=2 · seed=123 · init=rand · scale=1/√2=0.7071" in text
+    assert "d_in=3 · d_out=2 · init=rand · seed=123 · scale=1/√2=0.7071" in text
 
 
 def test_table_precision_and_no_negative_zero() -> None:

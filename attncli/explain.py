@@ -1,0 +1,182 @@
+"""`attn explain`: one query's attention, step by step, in the book's order.
+
+`walkthrough(result)` gathers every intermediate of a one-query AttentionResult:
+the projections, each dot product, the scaling, the mask, the softmax's exp and sum,
+the dropout, the weighted sum of values and (several heads) the output projection.
+`to_json` gives them to scripts; render_explain.py draws them for people.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .core import split_heads
+from .modes import AttentionResult, Layout, Mode
+from .render import params_dict
+from .rng import dropout_scale
+
+
+@dataclass(frozen=True)
+class HeadSteps:
+    """One head's path from the query to its context vector (T keys, d = head_dim)."""
+
+    query: NDArray[np.float64]  # (d,)
+    keys: NDArray[np.float64]  # (T, d)
+    values: NDArray[np.float64]  # (T, d)
+    scores: NDArray[np.float64]  # (T,) q · k_j, unscaled, before the mask
+    scaled: NDArray[np.float64]  # (T,) scores * scale, -inf where masked
+    masked: NDArray[np.bool_]  # (T,)
+    shifted: NDArray[np.float64]  # (T,) scaled - max: what exp() sees
+    exps: NDArray[np.float64]  # (T,)
+    total: float  # sum of exps
+    weights: NDArray[np.float64]  # (T,) softmax
+    keep: NDArray[np.bool_] | None  # (T,) dropout's keep mask
+    used: NDArray[np.float64]  # (T,) the weights after dropout: what multiplies the values
+    context: NDArray[np.float64]  # (d,)
+
+
+@dataclass(frozen=True)
+class Walkthrough:
+    result: AttentionResult
+    query_index: int
+    heads: list[HeadSteps]
+
+    @property
+    def token(self) -> str:
+        return self.result.tokens[self.query_index]
+
+
+def walkthrough(result: AttentionResult) -> Walkthrough:
+    """The steps of a result computed for one query (compute(..., query=i))."""
+    if result.query_index is None:
+        raise ValueError("explain needs a result computed for one query")
+    query_index = result.query_index
+    H = result.heads
+    queries = split_heads(result.queries, H)[:, 0]  # (1, D) -> (H, d)
+    keys = split_heads(result.keys, H)  # (H, T, d)
+    values = split_heads(result.values, H)  # (H, T, d)
+    causal = result.params.mode is Mode.CAUSAL
+    heads = []
+    for h in range(H):
+        scores = keys[h] @ queries[h]  # (T, d) @ (d,) -> (T,)
+        masked = np.arange(len(scores)) > query_index if causal else np.zeros(len(scores), bool)
+        scaled = np.where(masked, -np.inf, scores * result.scale)
+        shifted = scaled - scaled.max()
+        exps = np.exp(shifted)
+        keep = None if result.dropout_keep is None else result.dropout_keep[h, 0]
+        heads.append(
+            HeadSteps(
+                query=queries[h],
+                keys=keys[h],
+                values=values[h],
+                scores=scores,
+                scaled=scaled,
+                masked=masked,
+                shifted=shifted,
+                exps=exps,
+                total=float(exps.sum()),
+                weights=result.softmax_weights[h, 0],
+                keep=keep,
+                used=result.attn_weights[h, 0],
+                context=split_heads(result.heads_context, H)[h, 0],
+            )
+        )
+    return Walkthrough(result, query_index, heads)
+
+
+def _numbers(values: NDArray[Any]) -> Any:
+    """Nested lists for JSON: -inf (a masked score) becomes null, booleans stay."""
+    if values.dtype == np.bool_:
+        return values.tolist()
+    listed = values.tolist()
+
+    def clean(item: Any) -> Any:
+        if isinstance(item, list):
+            return [clean(i) for i in item]
+        return item if np.isfinite(item) else None
+
+    return clean(listed)
+
+
+def steps_dict(walk: Walkthrough) -> dict[str, Any]:
+    """Every step as plain data, named as in the book; one entry per head in the
+    per-head steps when there are several heads."""
+    result = walk.result
+    many = len(walk.heads) > 1
+
+    def per_head(pick: Any) -> Any:
+        picked = [pick(head) for head in walk.heads]
+        return picked if many else picked[0]
+
+    steps: dict[str, Any] = {
+        "inputs": _numbers(result.embeddings.matrix),
+        "x_query": _numbers(result.embeddings.matrix[walk.query_index]),
+    }
+    weights = result.weights
+    if weights is not None:
+        steps["weights"] = {
+            "layout": weights.layout.value,
+            **{
+                name: _numbers(_as_written(getattr(weights, name), weights.layout))
+                for name in ("W_query", "W_key", "W_value")
+            },
+            **{
+                name: _numbers(getattr(weights, name))
+                for name in ("b_query", "b_key", "b_value")
+                if getattr(weights, name) is not None
+            },
+        }
+    steps["query"] = _numbers(result.queries[0])
+    steps["keys"] = _numbers(result.keys)
+    steps["values"] = _numbers(result.values)
+    steps["scores"] = per_head(lambda head: _numbers(head.scores))
+    steps["scale"] = result.scale
+    steps["scaled"] = per_head(lambda head: _numbers(np.where(head.masked, np.nan, head.scaled)))
+    if result.params.mode is Mode.CAUSAL:
+        steps["masked"] = _numbers(walk.heads[0].masked)
+    steps["softmax"] = {
+        "max": per_head(lambda head: float(np.max(head.scaled))),
+        "exp": per_head(lambda head: _numbers(head.exps)),
+        "sum": per_head(lambda head: head.total),
+    }
+    steps["weights"] = per_head(lambda head: _numbers(head.weights))
+    if result.dropout_keep is not None:
+        steps["dropout"] = {
+            "p": result.params.dropout,
+            "scale": dropout_scale(result.params.dropout),
+            "keep": per_head(lambda head: _numbers(head.keep)),
+            "weights": per_head(lambda head: _numbers(head.used)),
+        }
+    steps["context"] = per_head(lambda head: _numbers(head.context))
+    if many:
+        steps["heads_context"] = _numbers(result.heads_context[0])
+    if weights is not None and weights.W_out is not None:
+        steps["out_proj"] = {
+            "weight": _numbers(_as_written(weights.W_out, weights.layout)),
+            "bias": _numbers(weights.b_out) if weights.b_out is not None else None,
+        }
+    steps["output"] = _numbers(result.context_vecs[0])
+    return steps
+
+
+def _as_written(applied: NDArray[np.float64], layout: Layout) -> NDArray[np.float64]:
+    """A weight as the book (or its file) writes it: nn.Linear's (d_out, d_in)."""
+    return applied.T if layout is Layout.LINEAR else applied
+
+
+def to_json(walk: Walkthrough) -> str:
+    result = walk.result
+    document = {
+        "command": "explain",
+        "mode": result.params.mode.value,
+        "tokens": list(result.tokens),
+        "query": {"index": walk.query_index, "token": walk.token},
+        "params": params_dict(result),
+        "steps": steps_dict(walk),
+    }
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"

@@ -1,0 +1,263 @@
+"""W_query, W_key, W_value (and biases, out_proj) from a JSON or .npz file.
+
+Names: `W_query` / `b_query` (and key, value), `W_out` / `b_out`, or a module's
+`state_dict()` names: `W_query.weight`, `W_query.bias`, `out_proj.weight`,
+`out_proj.bias`, and for MultiHeadAttentionWrapper `heads.0.W_query.weight` and so on.
+Buffers named `mask` are ignored.
+
+Layout: nn.Linear stores a weight as (d_out, d_in) and applies X @ W.T; the book's
+torch.rand matrices are (d_in, d_out), applied as X @ W. A `layout` entry ("linear" or
+"xw") says which; `state_dict` names (`.weight`) mean "linear"; otherwise the shape of
+W_query decides, when the input's d_in tells the two apart.
+
+Export from torch (three lines):
+
+    import json
+    state = {k: v.tolist() for k, v in module.state_dict().items() if not k.endswith("mask")}
+    json.dump(state, open("weights.json", "w"))
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import AttnError
+from .loading import decode_text, describe, parse_json, read_file
+from .modes import Layout, Projections
+
+_ROLES = ("query", "key", "value")
+_NAMES = (
+    "W_query, W_key, W_value (optional b_query, b_key, b_value, W_out, b_out), "
+    'or state_dict names such as "W_query.weight", "out_proj.bias"'
+)
+_HEAD_KEY = re.compile(r"heads\.(\d+)\.(.+)")
+
+
+def load_weights(path: str, d_in: int) -> Projections:
+    """The projections stored in `path` (.json or .npz), for inputs of `d_in` dimensions."""
+    entries, explicit_layout = _read_entries(path)
+    by_head: dict[int, dict[str, Any]] = {}
+    plain: dict[str, Any] = {}
+    for key, value in entries.items():
+        if key == "mask" or key.endswith(".mask"):
+            continue  # CausalAttention's buffer, not a weight
+        match = _HEAD_KEY.fullmatch(key)
+        if match:
+            by_head.setdefault(int(match.group(1)), {})[match.group(2)] = value
+        else:
+            plain[key] = value
+    if by_head:
+        if plain:
+            raise AttnError(
+                f"{path}: mixes per-head entries (heads.0....) with {sorted(plain)[0]!r}; "
+                "give one module's weights"
+            )
+        if sorted(by_head) != list(range(len(by_head))):
+            raise AttnError(f"{path}: the heads are numbered {sorted(by_head)}; expected 0, 1, ...")
+        heads = [
+            _module(by_head[h], path, d_in, explicit_layout, f"heads.{h}.")
+            for h in range(len(by_head))
+        ]
+        layout = heads[0][1]
+        if any(head[0].W_out is not None for head in heads):
+            raise AttnError(f"{path}: a MultiHeadAttentionWrapper head has no out_proj")
+        first = heads[0][0]
+        for h, (head, _) in enumerate(heads):
+            if head.W_query.shape != first.W_query.shape:
+                raise AttnError(
+                    f"{path}: heads.{h} has W_query of shape {head.W_query.shape} (as applied), "
+                    f"heads.0 has {first.W_query.shape}; the heads must match"
+                )
+
+        def side_by_side(name: str) -> NDArray[np.float64]:
+            return np.concatenate([getattr(h, name) for h, _ in heads], axis=1)  # (d_in, H*d)
+
+        def biases(name: str) -> NDArray[np.float64] | None:
+            return _concat_biases([getattr(h, name) for h, _ in heads], path)
+
+        return Projections(
+            W_query=side_by_side("W_query"),
+            W_key=side_by_side("W_key"),
+            W_value=side_by_side("W_value"),
+            b_query=biases("b_query"),
+            b_key=biases("b_key"),
+            b_value=biases("b_value"),
+            layout=layout,
+            heads=len(heads),
+            file=path,
+        )
+    projections, _ = _module(plain, path, d_in, explicit_layout, "")
+    return projections
+
+
+def _read_entries(path: str) -> tuple[dict[str, Any], Layout | None]:
+    data = read_file(path, "a .json or .npz file of weights")
+    if path.lower().endswith(".npz") or data[:4] == b"PK\x03\x04":
+        entries: dict[str, Any] = {}
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                for key in archive.files:
+                    entries[key] = archive[key]
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise AttnError(
+                f"{path}: not a readable .npz archive ({exc}); save it with numpy.savez"
+            ) from None
+    else:
+        obj = parse_json(decode_text(data, path), path, f"expected an object of {_NAMES}")
+        if not isinstance(obj, dict):
+            raise AttnError(f"{path}: the JSON is {describe(obj)}; expected an object of {_NAMES}")
+        entries = obj
+    layout = entries.pop("layout", None)
+    if isinstance(layout, np.ndarray):
+        layout = str(layout)
+    if layout is None:
+        return entries, None
+    try:
+        return entries, Layout(layout)
+    except ValueError:
+        raise AttnError(
+            f'{path}: "layout" is {describe(layout)}; use "linear" (nn.Linear weights, '
+            '(d_out, d_in)) or "xw" ((d_in, d_out), applied as X @ W)'
+        ) from None
+
+
+def _module(
+    entries: dict[str, Any], path: str, d_in: int, explicit: Layout | None, prefix: str
+) -> tuple[Projections, Layout]:
+    """One attention module's projections from its entries (names without `prefix`)."""
+    found: dict[str, NDArray[np.float64]] = {}
+    state_dict_names = False
+    for key, value in entries.items():
+        name = _canonical(key)
+        if name is None:
+            raise AttnError(f"{path}: unknown entry {prefix + key!r}; expected {_NAMES}")
+        state_dict_names |= key.endswith((".weight", ".bias"))
+        found[name] = _array(value, path, prefix + key)
+    missing = [f"{prefix}W_{role}" for role in _ROLES if f"W_{role}" not in found]
+    if missing:
+        raise AttnError(f"{path}: no {', '.join(missing)}; expected {_NAMES}")
+    layout = explicit or (Layout.LINEAR if state_dict_names else None)
+    W_query = found["W_query"]
+    if W_query.ndim != 2:
+        raise AttnError(f"{path}: {prefix}W_query has shape {W_query.shape}; a weight is a matrix")
+    if layout is None:
+        layout = _layout_by_shape(W_query.shape, d_in, path, prefix)
+    d_out = W_query.shape[0] if layout is Layout.LINEAR else W_query.shape[1]
+    stored_shape = (d_out, d_in) if layout is Layout.LINEAR else (d_in, d_out)
+    if W_query.shape != stored_shape:
+        raise AttnError(
+            f"{path}: {prefix}W_query has shape {W_query.shape}, but the inputs have d_in = "
+            f"{d_in}, so a {layout.value}-layout weight needs {stored_shape}"
+        )
+
+    def applied(name: str, shape: tuple[int, ...]) -> NDArray[np.float64] | None:
+        if name not in found:
+            return None
+        array = found[name]
+        if array.shape != shape:
+            raise AttnError(
+                f"{path}: {prefix}{name} has shape {array.shape}; expected {shape} "
+                f"({layout.value} layout, d_in = {d_in}, d_out = {d_out})"
+            )
+        is_weight = name.startswith("W_")
+        return array.T if is_weight and layout is Layout.LINEAR else array
+
+    weights = {f"W_{r}": applied(f"W_{r}", stored_shape) for r in _ROLES}
+    biases = {f"b_{r}": applied(f"b_{r}", (d_out,)) for r in _ROLES}
+    W_out = applied("W_out", (d_out, d_out))
+    b_out = applied("b_out", (d_out,))
+    if b_out is not None and W_out is None:
+        raise AttnError(f"{path}: has out_proj's bias but not its weight")
+    projections = Projections(
+        _present(weights["W_query"]),
+        _present(weights["W_key"]),
+        _present(weights["W_value"]),
+        biases["b_query"],
+        biases["b_key"],
+        biases["b_value"],
+        W_out,
+        b_out,
+        layout=layout,
+        file=path,
+    )
+    return projections, layout
+
+
+def _canonical(key: str) -> str | None:
+    """`W_query.weight` -> `W_query`, `W_query.bias` -> `b_query`, `out_proj.weight` ->
+    `W_out`; None for a name attn does not know."""
+    aliases = {
+        "out_proj.weight": "W_out",
+        "out_proj.bias": "b_out",
+        "W_out": "W_out",
+        "b_out": "b_out",
+    }
+    if key in aliases:
+        return aliases[key]
+    for role in _ROLES:
+        if key in (f"W_{role}", f"W_{role}.weight"):
+            return f"W_{role}"
+        if key in (f"b_{role}", f"W_{role}.bias"):
+            return f"b_{role}"
+    return None
+
+
+def _layout_by_shape(shape: tuple[int, ...], d_in: int, path: str, prefix: str) -> Layout:
+    rows, cols = shape
+    if rows == d_in and cols != d_in:
+        return Layout.XW
+    if cols == d_in and rows != d_in:
+        return Layout.LINEAR
+    if rows == cols == d_in:
+        raise AttnError(
+            f"{path}: {prefix}W_query is {rows}x{cols} with d_in = {d_in}, so its layout is "
+            'ambiguous; add "layout": "linear" (nn.Linear, (d_out, d_in), X @ W.T) or '
+            '"layout": "xw" ((d_in, d_out), X @ W) to the file'
+        )
+    raise AttnError(
+        f"{path}: {prefix}W_query has shape {shape}, but the inputs have d_in = {d_in}: "
+        f"expected ({d_in}, d_out) or nn.Linear's (d_out, {d_in})"
+    )
+
+
+def _array(value: Any, path: str, key: str) -> NDArray[np.float64]:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise AttnError(
+            f"{path}: {key} is not a matrix of numbers (ragged rows or non-numbers); "
+            "give a list of equal-length lists of numbers"
+        ) from None
+    if isinstance(value, list) and not _all_numbers(value):
+        raise AttnError(f"{path}: {key} holds something other than numbers")
+    if not np.isfinite(array).all():
+        raise AttnError(f"{path}: {key} holds a non-finite number; weights must be finite")
+    return array
+
+
+def _all_numbers(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_all_numbers(v) for v in value)
+    return type(value) is float or type(value) is int
+
+
+def _present(array: NDArray[np.float64] | None) -> NDArray[np.float64]:
+    assert array is not None  # checked by the `missing` test above
+    return array
+
+
+def _concat_biases(
+    biases: list[NDArray[np.float64] | None], path: str
+) -> NDArray[np.float64] | None:
+    if all(b is None for b in biases):
+        return None
+    if any(b is None for b in biases):
+        raise AttnError(
+            f"{path}: some heads have biases and others not; give every head the same entries"
+        )
+    return np.concatenate([b for b in biases if b is not None])

@@ -119,7 +119,7 @@ def steps_dict(walk: Walkthrough) -> dict[str, Any]:
     }
     weights = result.weights
     if weights is not None:
-        steps["weights"] = {
+        steps["trainable_weights"] = {
             "layout": weights.layout.value,
             **{
                 name: _numbers(_as_written(getattr(weights, name), weights.layout))

@@ -98,6 +98,21 @@ class Projections:
     def d_out(self) -> int:
         return int(self.W_query.shape[1])
 
+    @property
+    def parameters(self) -> int:
+        """How many trainable numbers the module has (exercise 3.3 counts them)."""
+        arrays = (
+            self.W_query,
+            self.W_key,
+            self.W_value,
+            self.b_query,
+            self.b_key,
+            self.b_value,
+            self.W_out,
+            self.b_out,
+        )
+        return sum(int(a.size) for a in arrays if a is not None)
+
 
 @dataclass(frozen=True)
 class AttentionResult:

@@ -93,6 +93,7 @@ def params_dict(result: AttentionResult) -> dict[str, Any]:
             "dropout": None,
             "dropout_seed": None,
             "weights": None,
+            "parameters": 0,
         }
     weights = result.weights
     file = weights.file if weights is not None else None
@@ -110,6 +111,7 @@ def params_dict(result: AttentionResult) -> dict[str, Any]:
         "dropout": params.dropout,
         "dropout_seed": params.dropout_seed,
         "weights": file,
+        "parameters": weights.parameters if weights is not None else 0,
     }
 
 
@@ -263,9 +265,6 @@ def settings_line(result: AttentionResult) -> str:
         if settings["qkv_bias"]:
             parts.append("qkv_bias")
         parts.append(f"scale=1/√{result.head_dim}={result.scale:.4g}")
-        if params.dropout > 0:
-            seed = params.dropout_seed if params.dropout_seed is not None else params.seed
-            parts.append(f"dropout={params.dropout:g} (seed {seed})")
     else:
         parts.append("inputs as queries, keys, values; no scaling")
     return " · ".join(parts)
@@ -277,9 +276,10 @@ def _caption(result: AttentionResult, shown: View, hidden: int) -> str:
     if params.mode is Mode.CAUSAL and shown.kind != "vectors":
         lines.append("causal: keys after the query (j > i) are masked")
     if params.projected and params.dropout > 0 and shown.command in ("weights", "context"):
-        what = "weights shown" if shown.kind == "weights" else "context from the weights"
+        seed = params.dropout_seed if params.dropout_seed is not None else params.seed
+        what = "weights shown" if shown.kind == "weights" else "context from weights"
         lines.append(
-            f"dropout in training mode: {what} after dropout, kept ones "
+            f"dropout p={params.dropout:g} (seed {seed}): {what} after dropout, kept ones "
             f"×{dropout_scale(params.dropout):.6g}"
         )
     if hidden:

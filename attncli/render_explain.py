@@ -119,7 +119,8 @@ def render(walk: Walkthrough, precision: int = 4) -> RenderableType:
                     style="bold",
                 )
             )
-        panel(f"{label}Attention scores: q · k_j", *_score_lines(walk, head, fmt))
+        product = "q · k_j" if projected else "x · x_j"
+        panel(f"{label}Attention scores: {product}", *_score_lines(walk, head, fmt))
         if projected:
             panel(
                 f"{label}Scaling by 1/√d_k = 1/√{result.head_dim} = {fmt(result.scale)}",
@@ -213,6 +214,11 @@ class _Formatter:
         text = f"{value:.{self.precision}f}"
         return text[1:] if text.startswith("-") and not text.strip("-0.") else text
 
+    def factor(self, value: float) -> str:
+        """A number in a product: negative ones in parentheses, 0.5×(-0.2)."""
+        text = self(value)
+        return f"({text})" if text.startswith("-") else text
+
     def vector(self, values: NDArray[np.float64]) -> str:
         items = [self(v) for v in values.tolist()]
         if len(items) > MAX_DIMS:
@@ -224,30 +230,42 @@ def _formatter(precision: int) -> _Formatter:
     return _Formatter(precision)
 
 
-def _shown_rows(count: int) -> list[int | None]:
-    """Row indices to show: all, or the first and last ones around a None."""
+def _shown_rows(count: int, keep: int | None = None) -> list[int | None]:
+    """Row indices to show: all, or the first and last few and row `keep` (the query),
+    with None where rows are left out."""
     if count <= MAX_ROWS:
         return list(range(count))
-    head = MAX_ROWS // 2
-    return [*range(head), None, *range(count - (MAX_ROWS - head - 1), count)]
+    edge = (MAX_ROWS - 1) // 2
+    wanted = sorted(
+        {*range(edge), *range(count - edge, count), *([keep] if keep is not None else [])}
+    )
+    shown: list[int | None] = []
+    for index in wanted:
+        if shown and shown[-1] is not None and index != shown[-1] + 1:
+            shown.append(None)
+        shown.append(index)
+    return shown
 
 
-def _elided(count: int, shown: Sequence[int | None]) -> str:
-    return f"… {count - sum(1 for r in shown if r is not None)} more"
+def _gap(shown: Sequence[int | None], at: int) -> str:
+    """The label of an elided stretch: how many rows it stands for."""
+    before = next(r for r in reversed(shown[:at]) if r is not None)
+    after = next(r for r in shown[at + 1 :] if r is not None)
+    return f"⋮ {after - before - 1} more"
 
 
 def _matrix_table(
     tokens: Sequence[str], matrix: NDArray[np.float64], fmt: _Formatter, highlight: int
 ) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
-    table.add_column("token", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("token", no_wrap=True, overflow="ellipsis", min_width=9, max_width=20)
     dims = _shown_dims(matrix.shape[1])
     for d in dims:
-        table.add_column("…" if d is None else f"d{d + 1}", justify="right")
-    rows = _shown_rows(len(tokens))
-    for r in rows:
+        table.add_column("…" if d is None else f"d{d + 1}", justify="right", no_wrap=True)
+    rows = _shown_rows(len(tokens), highlight)
+    for i, r in enumerate(rows):
         if r is None:
-            table.add_row(_elided(len(tokens), rows), *("" for _ in dims))
+            table.add_row(_gap(rows, i), *("" for _ in dims))
             continue
         style = "bold underline" if r == highlight else ""
         table.add_row(
@@ -258,9 +276,11 @@ def _matrix_table(
 
 
 def _shown_dims(count: int) -> list[int | None]:
-    if count <= MAX_DIMS:
+    """Columns of a matrix to show: all of a few, else the first three and last two
+    (what fits an 80-column panel at 4 decimals)."""
+    if count <= 6:
         return list(range(count))
-    return [0, 1, 2, 3, None, count - 3, count - 2, count - 1]
+    return [0, 1, 2, None, count - 2, count - 1]
 
 
 def _plain_table(matrix: NDArray[np.float64], fmt: _Formatter) -> Table:
@@ -285,13 +305,13 @@ def _keys_values_table(
     highlight: int,
 ) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
-    table.add_column("token", no_wrap=True, overflow="ellipsis", max_width=20)
-    table.add_column("key k_j", no_wrap=True)
-    table.add_column("value v_j", no_wrap=True)
-    rows = _shown_rows(len(tokens))
-    for r in rows:
+    table.add_column("token", no_wrap=True, overflow="ellipsis", min_width=9, max_width=20)
+    table.add_column("key k_j", no_wrap=True, overflow="fold")
+    table.add_column("value v_j", no_wrap=True, overflow="fold")
+    rows = _shown_rows(len(tokens), highlight)
+    for i, r in enumerate(rows):
         if r is None:
-            table.add_row(_elided(len(tokens), rows), "", "")
+            table.add_row(_gap(rows, i), "", "")
             continue
         style = "bold underline" if r == highlight else ""
         table.add_row(Text(tokens[r], style=style), fmt.vector(keys[r]), fmt.vector(values[r]))
@@ -300,12 +320,12 @@ def _keys_values_table(
 
 def _two_column(tokens: Sequence[str], lines: Sequence[str], highlight: int) -> Table:
     table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
-    table.add_column(no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column(no_wrap=True, overflow="ellipsis", min_width=9, max_width=20)
     table.add_column()
-    rows = _shown_rows(len(tokens))
-    for r in rows:
+    rows = _shown_rows(len(tokens), highlight)
+    for i, r in enumerate(rows):
         if r is None:
-            table.add_row(_elided(len(tokens), rows), "")
+            table.add_row(_gap(rows, i), "")
             continue
         table.add_row(Text(tokens[r], style="bold underline" if r == highlight else ""), lines[r])
     return table
@@ -323,7 +343,9 @@ def _score_lines(walk: Walkthrough, head: HeadSteps, fmt: _Formatter) -> list[Re
     lines = []
     for j, k in enumerate(head.keys):
         if d <= MAX_TERMS:
-            terms = " + ".join(f"{fmt(a)}×{fmt(b)}" for a, b in zip(q, k, strict=True))
+            terms = " + ".join(
+                f"{fmt.factor(a)}×{fmt.factor(b)}" for a, b in zip(q, k, strict=True)
+            )
         else:
             terms = f"Σ of {d} products"
         lines.append(f"{terms} = {fmt(head.scores[j])}")
@@ -339,15 +361,15 @@ def _softmax_parts(walk: Walkthrough, head: HeadSteps, fmt: _Formatter) -> list[
     result = walk.result
     peak = float(np.max(head.scaled))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
-    table.add_column("token", no_wrap=True, overflow="ellipsis", max_width=20)
-    table.add_column("score", justify="right")
-    table.add_column("− max", justify="right")
-    table.add_column("exp", justify="right")
-    table.add_column("÷ sum = weight", justify="right")
-    rows = _shown_rows(len(result.tokens))
-    for r in rows:
+    table.add_column("token", no_wrap=True, overflow="ellipsis", min_width=9, max_width=20)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("− max", justify="right", no_wrap=True)
+    table.add_column("exp", justify="right", no_wrap=True)
+    table.add_column("÷ sum = weight", justify="right", no_wrap=True)
+    rows = _shown_rows(len(result.tokens), walk.query_index)
+    for i, r in enumerate(rows):
         if r is None:
-            table.add_row(_elided(len(result.tokens), rows), "", "", "", "")
+            table.add_row(_gap(rows, i), "", "", "", "")
             continue
         style = "bold underline" if r == walk.query_index else ""
         if head.masked[r]:

@@ -57,6 +57,7 @@ def test_json_has_the_documented_keys_and_full_precision() -> None:
         "dropout": None,
         "dropout_seed": None,
         "weights": None,
+        "parameters": 0,
     }
 
 
@@ -79,6 +80,7 @@ def test_json_for_a_query_is_that_row() -> None:
         "dropout": 0.0,
         "dropout_seed": None,
         "weights": None,
+        "parameters": 18,
     }
 
 

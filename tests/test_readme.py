@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from .conftest import Invoke
@@ -76,3 +77,52 @@ def approx_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: approx_json(v) for k, v in value.items()}
     return value
+
+
+# ---------------------------------------------------------------- the "Reproduce the book" table
+
+NUMBER = re.compile(r"-inf|-?\d+(?:\.\d+)?")
+
+
+def book_rows() -> list[tuple[str, str, str]]:
+    """(section, what the book prints, the attn command) for each row of the table whose
+    command is a plain `attn ...` (no pipe)."""
+    text = README.read_text(encoding="utf-8")
+    table = text.split("## Reproduce the book", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) != 4 or not cells[3].startswith("`attn "):
+            continue
+        command = cells[3].split("`")[1]
+        if "|" in command:
+            continue
+        rows.append((cells[0], cells[2], command))
+    return rows
+
+
+BOOK_ROWS = book_rows()
+
+
+def test_the_book_table_has_its_rows() -> None:
+    assert len(BOOK_ROWS) >= 25
+
+
+@pytest.mark.parametrize(
+    ("section", "printed", "command"), BOOK_ROWS, ids=[r[2] for r in BOOK_ROWS]
+)
+def test_each_book_row_prints_the_books_numbers(
+    attn: Invoke, section: str, printed: str, command: str
+) -> None:
+    """Every run of numbers between ellipses in the "book prints" cell appears, in order,
+    in what the command prints (rounded to the book's 4 decimals)."""
+    result = attn(*shlex.split(command)[1:], "-f", "json", terminal=True)
+    assert result.exit_code == 0, result.stderr
+    flat = np.array(json.loads(result.stdout)["values"], dtype=object).ravel().tolist()
+    printed_values = ["-inf" if v is None else f"{round(v, 4):.4f}" for v in flat]
+    for segment in re.split(r"\.\.\.|…", printed):
+        wanted = [n if n == "-inf" else f"{float(n):.4f}" for n in NUMBER.findall(segment)]
+        if not wanted:
+            continue
+        windows = (printed_values[i : i + len(wanted)] for i in range(len(printed_values)))
+        assert wanted in list(windows), f"{section}: {segment!r} not in {command}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from attncli import AttnError
-from attncli.rng import SEED_MAX, SEED_MIN, TorchGenerator
+from attncli.rng import SEED_MAX, SEED_MIN, TorchGenerator, dropout_scale, fused_multiply_add_f32
 
 from .conftest import BOOK, DATA
 
@@ -71,3 +73,63 @@ def test_rand_is_in_unit_interval_on_a_2_to_the_minus_24_grid(seed: int) -> None
     drawn = TorchGenerator(seed).rand(4, 4).astype(np.float64)
     assert ((drawn >= 0) & (drawn < 1)).all()
     np.testing.assert_array_equal(drawn * 2**24, np.round(drawn * 2**24))
+
+
+# ---------------------------------------------------------------- uniform_, nn.Linear, dropout
+
+DRAWS = json.loads((DATA / "torch_draws.json").read_text(encoding="utf-8"))
+
+
+def sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(array.tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "case", DRAWS["cases"], ids=lambda c: f"{c['kind']}-{c['seed']}-{c.get('p', c.get('d_in', ''))}"
+)
+def test_draws_equal_torchs_bit_for_bit(case: dict) -> None:
+    gen = TorchGenerator(case["seed"])
+    if case["kind"] == "linear":
+        weight, bias = gen.linear(case["d_in"], case["d_out"], case["bias"])
+        assert weight.shape == (case["d_out"], case["d_in"])
+        assert weight.ravel()[:4].tolist() == case["first_weights"]
+        blob = weight.tobytes() + (bias.tobytes() if bias is not None else b"")
+        assert hashlib.sha256(blob).hexdigest() == case["sha256_float32"]
+    elif case["kind"] == "uniform":
+        values = gen.uniform(1, case["n"], case["low"], case["high"])[0]
+        assert sha256(values) == case["sha256_float32"]
+        return
+    else:
+        keep = gen.dropout_keep(int(np.prod(case["shape"])), case["p"]).reshape(case["shape"])
+        assert sha256(keep) == case["sha256_keep"]
+        expected_value = dropout_scale(case["p"]) if case["p"] < 1 else 0.0
+        assert expected_value == case["kept_value"]
+    # the stream continues where torch's does
+    assert float(gen.rand(1, 1)[0, 0]) == case["next_rand"]
+
+
+def test_dropout_scale_is_torchs_float32_reciprocal() -> None:
+    assert dropout_scale(0.5) == 2.0
+    assert dropout_scale(0.45) == float(np.float32(1) / np.float32(0.55))
+    assert dropout_scale(0.45) != 1 / 0.55  # why the float32 detail matters
+
+
+@pytest.mark.parametrize(
+    ("k", "span"),
+    [(16358627, 6.112982475769968e-08), (13692479, 7.303279403458873e-08)],
+)
+def test_fused_multiply_add_settles_a_float64_tie(k: int, span: float) -> None:
+    """x * y + z lands within half a float64 ulp of a float32 midpoint: rounding to float64
+    first makes a tie that round-half-even would settle the wrong way about half the time.
+    The exact (Fraction) result decides what a true FMA gives."""
+    x = np.array([k * 2.0**-24])
+    y = np.float64(np.float32(span))
+    exact = Fraction(k, 2**24) * Fraction(float(y)) + 1
+    got = fused_multiply_add_f32(x, y, np.float64(1.0))[0]
+    below = np.float32(1.0)
+    above = np.nextafter(below, np.float32(2.0))
+    nearest = min((below, above), key=lambda c: abs(Fraction(float(c)) - exact))
+    assert got == nearest
+    assert (
+        abs(Fraction(float(got)) - exact) < abs(Fraction(float(above)) - Fraction(float(below))) / 2
+    )

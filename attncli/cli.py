@@ -14,6 +14,7 @@ import os
 import stat
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -24,7 +25,15 @@ from typer.core import TyperGroup
 from . import __version__
 from .errors import AttnError, ExitStatus
 from .loading import Embeddings, InputFormat, book_example, load, loads
-from .modes import AttentionParams, AttentionResult, Init, Mode, compute
+from .modes import (
+    COMPUTE_BYTES_PER_SCORE,
+    AttentionParams,
+    AttentionResult,
+    Init,
+    Mode,
+    check_memory,
+    compute,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -60,6 +69,8 @@ class AttnGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        global _debug
+        _debug = os.environ.get("ATTN_DEBUG", "") not in ("", "0")
         try:
             status = super().main(
                 args=args,
@@ -70,6 +81,7 @@ class AttnGroup(TyperGroup):
             )
             status = int(status or 0) if isinstance(status, int) else 0
         except AttnError as exc:
+            _traceback_if_debugging()
             status = _fail(exc.message, exc.status)
         except _ClickException as exc:
             status = int(getattr(exc, "exit_code", ExitStatus.BAD_USAGE))
@@ -77,9 +89,37 @@ class AttnGroup(TyperGroup):
                 _fail(_click_message(exc), status)
         except (KeyboardInterrupt, typer.Abort):
             status = _fail("interrupted", ExitStatus.INTERRUPTED)
+        except MemoryError:
+            _traceback_if_debugging()
+            status = _fail(
+                "out of memory; ask for less: --query TOKEN for one row, or attn context "
+                "instead of the full scores or weights, or a shorter input",
+                ExitStatus.BAD_DATA,
+            )
+        except Exception as exc:  # a bug in attn, not bad input: say so, briefly
+            _traceback_if_debugging()
+            status = _fail(
+                f"internal error ({type(exc).__name__}: {exc}); this is a bug in attn "
+                f"{__version__}: please report it with the output of the same command "
+                "run with --debug",
+                ExitStatus.INTERNAL,
+            )
         if standalone_mode:
             sys.exit(status)
         return status
+
+
+_debug = False  # --debug or ATTN_DEBUG=1: tracebacks with the error messages
+
+
+def _traceback_if_debugging() -> None:
+    if _debug:
+        traceback.print_exc()
+
+
+def _set_debug(value: bool) -> None:
+    global _debug
+    _debug = _debug or value
 
 
 def _click_message(exc: Exception) -> str:
@@ -314,6 +354,17 @@ OutputOpt = Annotated[
         show_default=False,
     ),
 ]
+DebugOpt = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        help=(
+            "On an error, print the full Python traceback too (for bug reports); "
+            "ATTN_DEBUG=1 does the same."
+        ),
+        rich_help_panel=_OUTPUT_PANEL,
+    ),
+]
 ColorOpt = Annotated[
     bool | None,
     typer.Option(
@@ -417,7 +468,9 @@ def _make_command(command: str) -> Callable[..., None]:
         precision: PrecisionOpt = 4,
         output: OutputOpt = None,
         color: ColorOpt = None,
+        debug: DebugOpt = False,
     ) -> None:
+        _set_debug(debug)
         explicit = frozenset(
             name
             for name in ctx.params
@@ -475,6 +528,12 @@ def execute(request: Request) -> None:
         from .weights_file import load_weights
 
         weights = load_weights(request.weights, embeddings.d_in)
+    if request.command in ("scores", "weights"):
+        # the matrix itself is the output: its text costs more than its numbers
+        per_score = COMPUTE_BYTES_PER_SCORE + _OUTPUT_BYTES_PER_SCORE
+        heads = weights.heads if weights is not None and weights.heads else request.params.heads
+        n_rows = 1 if query is not None else len(embeddings.tokens)
+        check_memory(len(embeddings.tokens), n_rows, heads, per_score, f"attn {request.command}")
     result = compute(embeddings, request.params, query, weights)
 
     if output_format is OutputFormat.TABLE:
@@ -661,6 +720,8 @@ def _console(request: Request, buffer: io.StringIO | None) -> Console:
 
 
 _CHUNK = 1 << 16  # characters per write to stdout
+# Bytes per score to print it: a Python float from tolist(), its text, the joined text.
+_OUTPUT_BYTES_PER_SCORE = 96
 
 
 def _write_stdout(text: str) -> None:

@@ -145,8 +145,9 @@ def loads(
     text = data if isinstance(data, str) else decode_text(data, source)
     text = text.removeprefix("\ufeff")
     if not text.strip():
+        what = "is empty" if not text else "holds only whitespace"
         raise AttnError(
-            f"{source} is empty; expected token embeddings as JSON or CSV "
+            f"{source} {what}; expected token embeddings as JSON or CSV "
             "(see sample_inputs/your_journey.json)"
         )
     fmt = input_format or _sniff(text)
@@ -163,17 +164,29 @@ def decode_text(data: bytes, source: str) -> str:
             f"{source} is UTF-16 text; attn reads UTF-8: convert it with "
             f"`iconv -f UTF-16 -t UTF-8 {source}`"
         )
+    head = data[:4096]
+    if b"\x00" in head:
+        # ASCII text in UTF-16 has a NUL beside nearly every character, all on the same
+        # side (odd bytes for little-endian, even for big-endian); other NULs mean binary
+        if len(head) >= 8 and max(head[1::2].count(0), head[0::2].count(0)) >= 0.4 * (
+            len(head) // 2
+        ):
+            raise AttnError(
+                f"{source} looks like UTF-16 text without a byte-order mark; attn reads "
+                f"UTF-8: convert it with `iconv -f UTF-16LE -t UTF-8 {source}`"
+            )
+        raise AttnError(
+            f"{source} is binary data, not text (it holds NUL bytes); give token "
+            "embeddings as UTF-8 JSON or CSV"
+        )
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        if b"\x00" in data[:1024]:
-            what = "binary data (or UTF-16 without a byte-order mark)"
-        else:
-            what = "not UTF-8 text"
         raise AttnError(
-            f"{source}: line {line}, byte {exc.start}: {what} "
-            f"(byte 0x{data[exc.start]:02x}); save it as UTF-8 JSON or CSV"
+            f"{source}: line {line}, byte {exc.start}: not UTF-8 text (byte "
+            f"0x{data[exc.start]:02x}; Latin-1 or Windows-1252?); save it as UTF-8, e.g. "
+            f"`iconv -f LATIN1 -t UTF-8 {source}`"
         ) from None
 
 
@@ -221,6 +234,8 @@ def parse_json(text: str, source: str, forms: str) -> Any:
         hint = ""
         if not _looks_like_json(text):
             hint = "; if it is CSV or TSV, pass --input-format csv or tsv"
+        elif exc.pos >= len(text.rstrip()):
+            hint = "; the text ends before the JSON does (cut short?)"
         raise AttnError(
             f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{hint}"
         ) from None
@@ -327,8 +342,13 @@ def _matrix(rows: list[Any], tokens: Sequence[str], source: str) -> NDArray[np.f
             )
         for j, value in enumerate(row):
             if not _is_number(value):
+                hint = ""
+                if isinstance(value, list):
+                    hint = " (a 3-d array?); give one flat vector of numbers per token"
+                elif isinstance(value, str) and _is_numeric_cell(value):
+                    hint = f"; write it without quotes: {value.strip()}"
                 raise AttnError(
-                    f"{source}: {where}, column {j + 1}: {describe(value)} is not a number"
+                    f"{source}: {where}, column {j + 1}: {describe(value)} is not a number{hint}"
                 )
     matrix = np.array(rows, dtype=np.float64)
     _check_finite(matrix, tokens, source)
@@ -381,6 +401,8 @@ def _from_csv(text: str, source: str, delimiter: str, fmt: InputFormat) -> Embed
             f"{source}: looks like JSON but is being read as {fmt.value.upper()}; "
             "pass --input-format json (or give the file a .json name)"
         )
+    # csv refuses fields over 128 KiB by default; a long quoted token is still a token
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows: list[tuple[int, list[str]]] = []  # (line number, cells)
     try:
@@ -391,6 +413,11 @@ def _from_csv(text: str, source: str, delimiter: str, fmt: InputFormat) -> Embed
         raise AttnError(
             f"{source}: line {reader.line_num}: malformed {fmt.value.upper()} ({exc})"
         ) from None
+    if not rows:
+        raise AttnError(
+            f"{source}: no data, only empty cells; give one row per token: the token, "
+            "then its numbers"
+        )
     first = rows[0][1]
     is_header = (len(rows) > 1 and first[0].strip() == "") or (
         len(first) > 1 and not any(_is_numeric_cell(cell) for cell in first[1:])
@@ -421,7 +448,7 @@ def _from_csv(text: str, source: str, delimiter: str, fmt: InputFormat) -> Embed
             like = "the header" if header is not None else f"line {data[0][0]}"
             hint = _delimiter_hint(cells, delimiter)
             raise AttnError(
-                f"{source}: line {line} has {len(cells)} cells, but {like} has {width}; "
+                f"{source}: line {line} has {_cells(len(cells))}, but {like} has {width}; "
                 f"every row needs the same columns{hint}"
             )
         token = cells[0] if has_tokens else f"x{i + 1}"
@@ -448,6 +475,10 @@ def _from_csv(text: str, source: str, delimiter: str, fmt: InputFormat) -> Embed
                 )
             matrix[i, j - first_value] = value
     return Embeddings(tuple(tokens), matrix, source)
+
+
+def _cells(count: int) -> str:
+    return "1 cell" if count == 1 else f"{count} cells"
 
 
 def _delimiter_hint(cells: list[str], delimiter: str) -> str:

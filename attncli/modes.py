@@ -158,6 +158,59 @@ def query_rows(n_tokens: int, query: int | None) -> NDArray[np.intp]:
     return np.arange(n_tokens) if query is None else np.array([query])
 
 
+# Bytes per (head, query, key) entry while computing: scores, the scaled and shifted
+# copies, exp, weights (and their dropout copy), as float64.
+COMPUTE_BYTES_PER_SCORE = 48
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the kernel's MemAvailable, or less if a
+    cgroup (container) limit is lower; None where neither can be read."""
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit_file:
+            limit = limit_file.read().strip()
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as current_file:
+            current = int(current_file.read().strip())
+        if limit != "max":
+            room = int(limit) - current
+            available = room if available is None else min(available, room)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def check_memory(n_tokens: int, n_rows: int, heads: int, bytes_per_score: int, what: str) -> None:
+    """Refuse up front a request whose (heads, rows, tokens) matrices cannot fit, rather
+    than be killed by the operating system halfway."""
+    scores = heads * n_rows * n_tokens
+    needed = scores * bytes_per_score
+    available = available_memory()
+    if available is None or needed <= 0.8 * available:
+        return
+    shape = f"{heads} x {n_rows} x {n_tokens}" if heads > 1 else f"{n_rows} x {n_tokens}"
+    raise AttnError(
+        f"{what} for {n_tokens} tokens needs about {_size(needed)} for its {shape} "
+        f"attention matrix, but about {_size(available)} of memory is free; ask for less: "
+        "--query TOKEN computes one row, and a shorter input shrinks it quadratically"
+    )
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n_bytes < 1024 or unit == "PiB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} PiB"
+
+
 def check_params(params: AttentionParams) -> None:
     """Refuse settings no attention module can have, with the fix."""
     if params.d_out < 1:
@@ -258,6 +311,7 @@ def compute(
     if query is not None and not 0 <= query < n_tokens:
         raise AttnError.usage(f"query index {query} is out of range 0..{n_tokens - 1}")
     rows = query_rows(n_tokens, query)  # (n,)
+    check_memory(n_tokens, len(rows), params.heads, COMPUTE_BYTES_PER_SCORE, "attention")
 
     gen: TorchGenerator | None = None
     heads = params.heads

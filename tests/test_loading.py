@@ -160,7 +160,8 @@ def test_format_follows_the_extension_then_the_content(tmp_path: Path) -> None:
         ("token,d1\na,abc\n", "line 2, column 2 ('d1'), token 'a': 'abc' is not a number"),
         ("a,nan\n", "'nan' is not a finite number"),
         ("token,d1\n", "only a header row"),
-        ("   \n\t\n", "is empty"),
+        ("   \n\t\n", "holds only whitespace"),
+        ("", "is empty"),
     ],
 )
 def test_bad_input_says_where_and_what(text: str, message: str) -> None:
@@ -175,8 +176,10 @@ def test_bad_input_says_where_and_what(text: str, message: str) -> None:
     ("data", "message"),
     [
         (b"\xff\xfe{\x00}\x00", "is UTF-16 text; attn reads UTF-8"),
-        (b"token,d1\na,1\n\xff,2\n", "line 3, byte 13: not UTF-8 text (byte 0xff)"),
-        (b"\x00\x01\x02\x03\xfe", "binary data"),
+        (b"token,d1\na,1\n\xff,2\n", "line 3, byte 13: not UTF-8 text (byte 0xff; Latin-1"),
+        (b"\x00\x01\x02\x03\xfe", "is binary data, not text (it holds NUL bytes)"),
+        ("token,d1\na,1\n".encode("utf-16-le"), "looks like UTF-16 text without a byte-order mark"),
+        ("token,d1\na,1\n".encode("utf-16-be"), "looks like UTF-16 text without a byte-order mark"),
     ],
 )
 def test_bytes_that_are_not_utf8_text(data: bytes, message: str) -> None:

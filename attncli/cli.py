@@ -175,6 +175,27 @@ def _main_options(
 
 # ---------------------------------------------------------------- options
 
+
+def _whole(text: str | int) -> int:
+    """An integer flag's value; Typer's own message would not show what was typed.
+    (Typer passes defaults through the parser too, already as numbers.)"""
+    if isinstance(text, int):
+        return text
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a whole number") from None
+
+
+def _real(text: str | float) -> float:
+    if isinstance(text, (int, float)):
+        return float(text)
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a number") from None
+
+
 _INPUT_PANEL = "Input"
 _ATTENTION_PANEL = "Attention"
 _OUTPUT_PANEL = "Output"
@@ -230,6 +251,8 @@ DOutOpt = Annotated[
     int,
     typer.Option(
         "--d-out",
+        parser=_whole,
+        metavar="INT",
         help="Size of the query/key/value projections (trainable and causal modes).",
         rich_help_panel=_ATTENTION_PANEL,
     ),
@@ -238,6 +261,8 @@ SeedOpt = Annotated[
     int,
     typer.Option(
         "--seed",
+        parser=_whole,
+        metavar="INT",
         help=(
             "torch.manual_seed for the weights (and dropout): the same seed gives the "
             "book's (torch's) numbers."
@@ -268,6 +293,7 @@ HeadsOpt = Annotated[
     int,
     typer.Option(
         "--heads",
+        parser=_whole,
         metavar="H",
         help=(
             "Attention heads. H > 1 is the book's MultiHeadAttention (3.6.2): d_out split "
@@ -291,6 +317,7 @@ DropoutOpt = Annotated[
     float,
     typer.Option(
         "--dropout",
+        parser=_real,
         metavar="P",
         help=(
             "nn.Dropout(P) on the attention weights, in training mode, with torch's draws "
@@ -303,6 +330,7 @@ DropoutSeedOpt = Annotated[
     int | None,
     typer.Option(
         "--dropout-seed",
+        parser=_whole,
         metavar="S",
         help="torch.manual_seed(S) just before the dropout draws (book 3.5.2 uses 123).",
         rich_help_panel=_ATTENTION_PANEL,
@@ -339,6 +367,8 @@ PrecisionOpt = Annotated[
     int,
     typer.Option(
         "--precision",
+        parser=_whole,
+        metavar="INT",
         help="Decimals shown in tables (JSON and CSV keep full precision).",
         rich_help_panel=_OUTPUT_PANEL,
     ),

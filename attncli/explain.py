@@ -25,19 +25,19 @@ from .rng import dropout_scale
 class HeadSteps:
     """One head's path from the query to its context vector (T keys, d = head_dim)."""
 
-    query: NDArray[np.float64]  # (d,)
-    keys: NDArray[np.float64]  # (T, d)
-    values: NDArray[np.float64]  # (T, d)
-    scores: NDArray[np.float64]  # (T,) q · k_j, unscaled, before the mask
-    scaled: NDArray[np.float64]  # (T,) scores * scale, -inf where masked
+    query: NDArray[np.floating[Any]]  # (d,)
+    keys: NDArray[np.floating[Any]]  # (T, d)
+    values: NDArray[np.floating[Any]]  # (T, d)
+    scores: NDArray[np.floating[Any]]  # (T,) q · k_j, unscaled, before the mask
+    scaled: NDArray[np.floating[Any]]  # (T,) scores * scale, -inf where masked
     masked: NDArray[np.bool_]  # (T,)
-    shifted: NDArray[np.float64]  # (T,) scaled - max: what exp() sees
-    exps: NDArray[np.float64]  # (T,)
+    shifted: NDArray[np.floating[Any]]  # (T,) scaled - max: what exp() sees
+    exps: NDArray[np.floating[Any]]  # (T,)
     total: float  # sum of exps
-    weights: NDArray[np.float64]  # (T,) softmax
+    weights: NDArray[np.floating[Any]]  # (T,) softmax
     keep: NDArray[np.bool_] | None  # (T,) dropout's keep mask
-    used: NDArray[np.float64]  # (T,) the weights after dropout: what multiplies the values
-    context: NDArray[np.float64]  # (d,)
+    used: NDArray[np.floating[Any]]  # (T,) the weights after dropout: what multiplies the values
+    context: NDArray[np.floating[Any]]  # (d,)
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def steps_dict(walk: Walkthrough) -> dict[str, Any]:
     return steps
 
 
-def _as_written(applied: NDArray[np.float64], layout: Layout) -> NDArray[np.float64]:
+def _as_written(applied: NDArray[np.floating[Any]], layout: Layout) -> NDArray[np.floating[Any]]:
     """A weight as the book (or its file) writes it: nn.Linear's (d_out, d_in)."""
     return applied.T if layout is Layout.LINEAR else applied
 

@@ -14,15 +14,17 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from . import core
+from . import engine
 from .errors import AttnError
 from .loading import Embeddings
-from .rng import TorchGenerator, check_seed, dropout_scale
+from .rng import DropoutStream, TorchGenerator, check_seed, dropout_scale
 
 
 class Mode(str, enum.Enum):
@@ -36,6 +38,13 @@ class Init(str, enum.Enum):
 
     RAND = "rand"  # torch.rand(d_in, d_out), applied as X @ W (book 3.4.1)
     LINEAR = "linear"  # nn.Linear(d_in, d_out): weight (d_out, d_in), X @ W.T + b (3.4.2 on)
+
+
+class DType(str, enum.Enum):
+    """The arithmetic: float64 by default; float32 as the book's torch code computes."""
+
+    FLOAT64 = "float64"
+    FLOAT32 = "float32"
 
 
 class Layout(str, enum.Enum):
@@ -58,11 +67,13 @@ class AttentionParams:
     wrapper: bool = False  # heads as separate modules of d_out each, no out_proj (3.6.1)
     dropout: float = 0.0
     dropout_seed: int | None = None  # re-seed just before the dropout draws
+    dtype: DType = DType.FLOAT64
 
     def __post_init__(self) -> None:
         # Accept the plain strings a library user types: AttentionParams(mode="causal").
         object.__setattr__(self, "mode", Mode(self.mode))
         object.__setattr__(self, "init", Init(self.init))
+        object.__setattr__(self, "dtype", DType(self.dtype))
 
     @property
     def projected(self) -> bool:
@@ -118,44 +129,36 @@ class Projections:
 class AttentionResult:
     """Every intermediate of one attention pass, for the query rows asked for.
 
-    `rows` are the positions of the queries computed: every token, or the
-    `query_index`; n = len(rows), T tokens, H heads, D = H * head_dim. Masked scores
-    are -inf. `attn_weights` are the weights actually used (after dropout, if any);
+    `rows` are the positions of the queries computed: every token, the `query_index`,
+    or the rows a table shows; n = len(rows), T tokens, H heads, D = H * head_dim.
+    Masked scores are -inf. `attn_weights` are the weights actually used (after dropout, if any);
     `softmax_weights` the ones before it.
     """
 
     embeddings: Embeddings
     params: AttentionParams
-    query_index: int | None  # the `--query` row, or None when every token was computed
+    query_index: int | None  # the `--query` row, or None
+    rows: NDArray[np.intp]  # (n,) the positions of the query rows computed
     heads: int
     scale: float  # scores are multiplied by this before the softmax: 1/sqrt(head_dim)
     weights: Projections | None  # None in plain mode
-    queries: NDArray[np.float64]  # (n, D)
-    keys: NDArray[np.float64]  # (T, D)
-    values: NDArray[np.float64]  # (T, D)
-    attn_scores: NDArray[np.float64]  # (H, n, T), unscaled
-    softmax_weights: NDArray[np.float64]  # (H, n, T)
+    queries: NDArray[np.floating[Any]]  # (n, D)
+    keys: NDArray[np.floating[Any]]  # (T, D)
+    values: NDArray[np.floating[Any]]  # (T, D)
+    attn_scores: NDArray[np.floating[Any]]  # (H, n, T), unscaled
+    softmax_weights: NDArray[np.floating[Any]]  # (H, n, T)
     dropout_keep: NDArray[np.bool_] | None  # (H, n, T), None without dropout
-    attn_weights: NDArray[np.float64]  # (H, n, T)
-    heads_context: NDArray[np.float64]  # (n, D): the heads' context vectors, side by side
-    context_vecs: NDArray[np.float64]  # (n, D): after out_proj, when there is one
+    attn_weights: NDArray[np.floating[Any]]  # (H, n, T)
+    heads_context: NDArray[np.floating[Any]]  # (n, D): the heads' context vectors, side by side
+    context_vecs: NDArray[np.floating[Any]]  # (n, D): after out_proj, when there is one
 
     @property
     def tokens(self) -> tuple[str, ...]:
         return self.embeddings.tokens
 
     @property
-    def rows(self) -> NDArray[np.intp]:
-        """The positions of the query rows computed."""
-        return query_rows(len(self.tokens), self.query_index)  # (n,)
-
-    @property
     def head_dim(self) -> int:
         return int(self.keys.shape[1]) // self.heads
-
-
-def query_rows(n_tokens: int, query: int | None) -> NDArray[np.intp]:
-    return np.arange(n_tokens) if query is None else np.array([query])
 
 
 # Bytes per (head, query, key) entry while computing: scores, the scaled and shifted
@@ -295,24 +298,55 @@ def _required(array: NDArray[np.float64] | None) -> NDArray[np.float64]:
     return array
 
 
-def compute(
+@dataclass(frozen=True)
+class Prepared:
+    """Attention made ready: the inputs projected once, in the chosen dtype, so that any
+    rows can be computed from here, all at once or block by block."""
+
+    embeddings: Embeddings
+    params: AttentionParams
+    weights: Projections | None  # None in plain mode
+    heads: int
+    scale: float  # 1/sqrt(head_dim), or 1 in plain mode
+    queries: NDArray[np.floating[Any]]  # (T, D)
+    keys: NDArray[np.floating[Any]]  # (T, D)
+    values: NDArray[np.floating[Any]]  # (T, D)
+    dropout: DropoutStream | None
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.keys.shape[0])
+
+    @property
+    def causal(self) -> bool:
+        return self.params.mode is Mode.CAUSAL
+
+    def head(self, h: int) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
+        """Head h's queries, keys and values, each (T, head_dim), contiguous."""
+        width = self.keys.shape[1] // self.heads
+        part = slice(h * width, (h + 1) * width)
+        return tuple(  # type: ignore[return-value]
+            np.ascontiguousarray(m[:, part]) for m in (self.queries, self.keys, self.values)
+        )
+
+    def keep_fn(self, h: int) -> engine.KeepFn | None:
+        """Head h's dropout mask for given rows, drawn in nn.Dropout's order."""
+        stream = self.dropout
+        if stream is None:
+            return None
+        return lambda rows: stream.keep(h, rows)
+
+
+def prepare(
     embeddings: Embeddings,
     params: AttentionParams | None = None,
-    query: int | None = None,
     weights: Projections | None = None,
-) -> AttentionResult:
-    """Run one attention pass over `embeddings`, for every token or just `query`.
-
-    `weights` replaces the seeded draws (trainable and causal modes)."""
+) -> Prepared:
+    """Check the settings, draw (or take) the weights and project the inputs."""
     params = params or AttentionParams()
     check_params(params)
-    X = embeddings.matrix  # (T, d_in)
-    n_tokens = X.shape[0]
-    if query is not None and not 0 <= query < n_tokens:
-        raise AttnError.usage(f"query index {query} is out of range 0..{n_tokens - 1}")
-    rows = query_rows(n_tokens, query)  # (n,)
-    check_memory(n_tokens, len(rows), params.heads, COMPUTE_BYTES_PER_SCORE, "attention")
-
+    dtype = np.dtype(params.dtype.value)
+    X = np.asarray(embeddings.matrix, dtype=dtype)  # (T, d_in)
     gen: TorchGenerator | None = None
     heads = params.heads
     if not params.projected:
@@ -322,66 +356,166 @@ def compute(
     else:
         projections = weights
         heads = _heads_for(weights, params, embeddings)
-
-    # Overflow is possible only for absurd inputs; it is checked below and said plainly.
+    # Overflow is possible only for absurd inputs; it is found in the results and said plainly.
     with np.errstate(over="ignore", invalid="ignore"):
         if projections is not None:
-            queries = _project(X[rows], projections.W_query, projections.b_query)  # (n, D)
+            queries = _project(X, projections.W_query, projections.b_query)  # (T, D)
             keys = _project(X, projections.W_key, projections.b_key)  # (T, D)
             values = _project(X, projections.W_value, projections.b_value)  # (T, D)
-            head_dim = projections.d_out // heads
-            scale = float(head_dim) ** -0.5  # 1/sqrt(d_k), d_k = keys.shape[-1] per head
+            scale = float(projections.d_out // heads) ** -0.5  # 1/sqrt(d_k), per head
         else:
-            queries, keys, values = X[rows], X, X  # (n, d_in), (T, d_in), (T, d_in)
+            queries = keys = values = X  # (T, d_in)
             scale = 1.0  # section 3.3 does not scale
+    dropout = None
+    if params.projected and params.dropout > 0.0:
+        if params.dropout_seed is not None:
+            gen = TorchGenerator(params.dropout_seed)
+        elif gen is None:  # weights from a file: nothing drawn before the dropout
+            gen = TorchGenerator(params.seed)
+        dropout = DropoutStream(gen, X.shape[0], params.dropout)
+    return Prepared(embeddings, params, projections, heads, scale, queries, keys, values, dropout)
 
-        attn_scores = core.attention_scores(
-            core.split_heads(queries, heads), core.split_heads(keys, heads)
-        )  # (H, n, T)
-        _check_finite(attn_scores, "attention scores", embeddings)
-        if params.mode is Mode.CAUSAL:
-            attn_scores = core.apply_mask(attn_scores, core.causal_mask(rows, n_tokens))
-        softmax_weights = core.attention_weights(attn_scores, scale)  # (H, n, T)
-        keep = None
-        attn_weights = softmax_weights
-        if params.projected and params.dropout > 0.0:
-            if params.dropout_seed is not None:
-                gen = TorchGenerator(params.dropout_seed)
-            elif gen is None:  # weights from a file: nothing drawn before the dropout
-                gen = TorchGenerator(params.seed)
-            keep = _dropout_keep(gen, heads, n_tokens, rows, params.dropout)  # (H, n, T)
-            attn_weights = softmax_weights * keep * dropout_scale(params.dropout)
-        heads_context = core.merge_heads(
-            core.context_vectors(attn_weights, core.split_heads(values, heads))
-        )  # (H, n, head_dim) -> (n, D)
-        context_vecs = heads_context
-        if projections is not None and projections.W_out is not None:
-            context_vecs = _project(heads_context, projections.W_out, projections.b_out)
-        _check_finite(context_vecs, "context vectors", embeddings)
+
+def compute(
+    embeddings: Embeddings,
+    params: AttentionParams | None = None,
+    query: int | None = None,
+    weights: Projections | None = None,
+    rows: NDArray[np.intp] | None = None,
+) -> AttentionResult:
+    """Run one attention pass over `embeddings`, for every token, just `query`, or the
+    (sorted) `rows`, keeping every intermediate. `weights` replaces the seeded draws."""
+    prepared = prepare(embeddings, params, weights)
+    n_tokens = prepared.n_tokens
+    rows = _rows(n_tokens, query, rows)
+    check_memory(n_tokens, len(rows), prepared.heads, COMPUTE_BYTES_PER_SCORE, "attention")
+    shape = (prepared.heads, len(rows), n_tokens)
+    dtype = prepared.keys.dtype
+    attn_scores = np.empty(shape, dtype)
+    softmax_weights = np.empty(shape, dtype)
+    attn_weights = np.empty(shape, dtype)
+    keep_all = np.empty(shape, bool) if prepared.dropout is not None else None
+    contexts = []
+    keep_scale = dropout_scale(prepared.params.dropout) if prepared.dropout else 1.0
+    block = engine.block_rows(n_tokens, dtype.itemsize)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for h in range(prepared.heads):
+            Q, K, V = prepared.head(h)
+            keep_fn = prepared.keep_fn(h)
+            head_context = []
+            for start in range(0, len(rows), block):
+                part = rows[start : start + block]
+                keep = keep_fn(part) if keep_fn is not None else None
+                scores, soft, used, context = engine.exact_rows(
+                    Q[part], K, V, prepared.scale, part, prepared.causal, keep, keep_scale
+                )
+                span = slice(start, start + len(part))
+                attn_scores[h, span], softmax_weights[h, span], attn_weights[h, span] = (
+                    scores,
+                    soft,
+                    used,
+                )
+                if keep_all is not None and keep is not None:
+                    keep_all[h, span] = keep
+                head_context.append(context)
+            contexts.append(np.concatenate(head_context))  # (n, head_dim)
+        _check_scores(attn_scores, prepared)
+        heads_context = np.concatenate(contexts, axis=1)  # H x (n, head_dim) -> (n, D)
+        context_vecs = _output(heads_context, prepared)
     return AttentionResult(
         embeddings=embeddings,
-        params=params,
+        params=prepared.params,
         query_index=query,
-        heads=heads,
-        scale=scale,
-        weights=projections,
-        queries=queries,
-        keys=keys,
-        values=values,
+        rows=rows,
+        heads=prepared.heads,
+        scale=prepared.scale,
+        weights=prepared.weights,
+        queries=prepared.queries[rows],
+        keys=prepared.keys,
+        values=prepared.values,
         attn_scores=attn_scores,
         softmax_weights=softmax_weights,
-        dropout_keep=keep,
+        dropout_keep=keep_all,
         attn_weights=attn_weights,
         heads_context=heads_context,
         context_vecs=context_vecs,
     )
 
 
+def context(
+    prepared: Prepared,
+    query: int | None = None,
+    rows: NDArray[np.intp] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> NDArray[np.floating[Any]]:
+    """Only the context vectors (n, D) of every token, `query` or `rows`: computed in
+    blocks, never holding the T x T matrix, so it works for long sequences."""
+    rows = _rows(prepared.n_tokens, query, rows)
+    total = prepared.heads * len(rows)
+    contexts = []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for h in range(prepared.heads):
+            Q, K, V = prepared.head(h)
+            done = h * len(rows)
+
+            def report(count: int, done: int = done) -> None:
+                if progress is not None:
+                    progress(done + count, total)
+
+            contexts.append(
+                engine.fast_context(
+                    Q[rows],
+                    K,
+                    V,
+                    prepared.scale,
+                    rows,
+                    prepared.causal,
+                    prepared.keep_fn(h),
+                    dropout_scale(prepared.params.dropout) if prepared.dropout else 1.0,
+                    report,
+                )
+            )
+        heads_context = np.concatenate(contexts, axis=1)  # H x (n, head_dim) -> (n, D)
+        result = _output(heads_context, prepared)
+    return result
+
+
+def _rows(n_tokens: int, query: int | None, rows: NDArray[np.intp] | None) -> NDArray[np.intp]:
+    if query is not None:
+        if not 0 <= query < n_tokens:
+            raise AttnError.usage(f"query index {query} is out of range 0..{n_tokens - 1}")
+        return np.array([query])
+    if rows is not None:
+        return np.asarray(rows, dtype=np.intp)
+    return np.arange(n_tokens)
+
+
+def _output(heads_context: NDArray[Any], prepared: Prepared) -> NDArray[Any]:
+    """out_proj when the module has one; then a check that nothing overflowed."""
+    weights = prepared.weights
+    result = heads_context
+    if weights is not None and weights.W_out is not None:
+        result = _project(heads_context, weights.W_out, weights.b_out)
+    _check_finite(result, "context vectors", prepared.embeddings)
+    return result
+
+
+def _check_scores(attn_scores: NDArray[Any], prepared: Prepared) -> None:
+    # -inf is a masked score; anything else not finite is an overflow
+    if (
+        np.isnan(attn_scores).any()
+        or np.isposinf(attn_scores).any()
+        or (not prepared.causal and np.isneginf(attn_scores).any())
+    ):
+        _check_finite(attn_scores, "attention scores", prepared.embeddings)
+
+
 def _project(
-    X: NDArray[np.float64], W: NDArray[np.float64], b: NDArray[np.float64] | None
-) -> NDArray[np.float64]:
-    projected: NDArray[np.float64] = X @ W  # (n, d_in) @ (d_in, D) -> (n, D)
-    return projected if b is None else projected + b
+    X: NDArray[Any], W: NDArray[np.float64], b: NDArray[np.float64] | None
+) -> NDArray[Any]:
+    W = W.astype(X.dtype, copy=False)
+    projected: NDArray[Any] = X @ W  # (n, d_in) @ (d_in, D) -> (n, D)
+    return projected if b is None else projected + b.astype(X.dtype, copy=False)
 
 
 def _heads_for(weights: Projections, params: AttentionParams, embeddings: Embeddings) -> int:
@@ -409,26 +543,7 @@ def _heads_for(weights: Projections, params: AttentionParams, embeddings: Embedd
     return heads
 
 
-def _dropout_keep(
-    gen: TorchGenerator, heads: int, n_tokens: int, rows: NDArray[np.intp], p: float
-) -> NDArray[np.bool_]:
-    """The dropout mask of the rows computed, drawn as nn.Dropout draws the whole
-    (H, T, T) mask, row-major: rows not computed are skipped in the stream."""
-    if len(rows) == n_tokens:
-        return gen.dropout_keep(heads * n_tokens * n_tokens, p).reshape(heads, n_tokens, n_tokens)
-    keep = np.empty((heads, len(rows), n_tokens), dtype=bool)
-    position = 0  # elements of the full mask drawn or skipped so far
-    draws = 0 if p <= 0.0 or p >= 1.0 else 2  # per element
-    for h in range(heads):
-        for k, row in enumerate(rows):
-            start = (h * n_tokens + int(row)) * n_tokens
-            gen.skip(draws * (start - position))
-            keep[h, k] = gen.dropout_keep(n_tokens, p)
-            position = start + n_tokens
-    return keep
-
-
-def _check_finite(matrix: NDArray[np.float64], what: str, embeddings: Embeddings) -> None:
+def _check_finite(matrix: NDArray[Any], what: str, embeddings: Embeddings) -> None:
     if not np.isfinite(matrix).all():
         largest = float(np.max(np.abs(embeddings.matrix)))
         raise AttnError(

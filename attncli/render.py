@@ -39,7 +39,7 @@ class View:
 
     command: str
     kind: Kind
-    values: NDArray[np.float64]  # (H, n, m); -inf where a score is masked; H = 1 for vectors
+    values: NDArray[np.floating[Any]]  # (H, n, m); -inf where a score is masked; H = 1 for vectors
     row_labels: tuple[str, ...]  # n tokens
     col_labels: tuple[str, ...]  # m tokens, or d1..dk for vectors
     query_index: int | None
@@ -48,7 +48,7 @@ class View:
     def heads(self) -> int:
         return int(self.values.shape[0])
 
-    def data(self) -> NDArray[np.float64]:
+    def data(self) -> NDArray[np.floating[Any]]:
         """The values as JSON holds them: without the head axis for one head, without
         the row axis for one --query row."""
         values = self.values[0] if self.heads == 1 else self.values  # (H, n, m) -> (n, m)
@@ -123,7 +123,7 @@ def _json_number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _json_array(values: NDArray[np.float64], indent: str) -> str:
+def _json_array(values: NDArray[np.floating[Any]], indent: str) -> str:
     """Nested lists with each innermost row on a line of its own: readable, jq-friendly."""
     if values.ndim == 1:
         return json.dumps([_json_number(v) for v in values.tolist()], allow_nan=False)
@@ -203,7 +203,7 @@ def _heat_style(fraction: float) -> Style:
     return Style(color=text, bgcolor=Color.from_rgb(red, green, blue))
 
 
-def heat_fraction(shown: View) -> NDArray[np.float64]:
+def heat_fraction(shown: View) -> NDArray[np.floating[Any]]:
     """Where each value sits on its colour scale, 0..1.
 
     Weights use the fixed scale 0..1, so tables compare; through a square root, since
@@ -212,7 +212,8 @@ def heat_fraction(shown: View) -> NDArray[np.float64]:
     """
     values = shown.values
     if shown.kind == "weights":
-        return np.sqrt(np.clip(values, 0.0, 1.0))
+        rooted: NDArray[np.floating[Any]] = np.sqrt(np.clip(values, 0.0, 1.0))
+        return rooted
     finite = values[np.isfinite(values)]
     if not finite.size:
         return np.full(values.shape, np.nan)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -219,7 +220,7 @@ class _Formatter:
         text = self(value)
         return f"({text})" if text.startswith("-") else text
 
-    def vector(self, values: NDArray[np.float64]) -> str:
+    def vector(self, values: NDArray[np.floating[Any]]) -> str:
         items = [self(v) for v in values.tolist()]
         if len(items) > MAX_DIMS:
             items = [*items[:4], "…", *items[-3:]]
@@ -255,7 +256,7 @@ def _gap(shown: Sequence[int | None], at: int) -> str:
 
 
 def _matrix_table(
-    tokens: Sequence[str], matrix: NDArray[np.float64], fmt: _Formatter, highlight: int
+    tokens: Sequence[str], matrix: NDArray[np.floating[Any]], fmt: _Formatter, highlight: int
 ) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
     table.add_column("token", no_wrap=True, overflow="ellipsis", min_width=9, max_width=20)
@@ -283,7 +284,7 @@ def _shown_dims(count: int) -> list[int | None]:
     return [0, 1, 2, None, count - 2, count - 1]
 
 
-def _plain_table(matrix: NDArray[np.float64], fmt: _Formatter) -> Table:
+def _plain_table(matrix: NDArray[np.floating[Any]], fmt: _Formatter) -> Table:
     table = Table(box=None, show_header=False, pad_edge=False)
     dims = _shown_dims(matrix.shape[1])
     for _ in dims:
@@ -299,8 +300,8 @@ def _plain_table(matrix: NDArray[np.float64], fmt: _Formatter) -> Table:
 
 def _keys_values_table(
     tokens: Sequence[str],
-    keys: NDArray[np.float64],
-    values: NDArray[np.float64],
+    keys: NDArray[np.floating[Any]],
+    values: NDArray[np.floating[Any]],
     fmt: _Formatter,
     highlight: int,
 ) -> Table:

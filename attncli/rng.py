@@ -101,6 +101,14 @@ class TorchGenerator:
         bias_bound = 1 / math.sqrt(d_in)
         return weight, self.uniform(1, d_out, -bias_bound, bias_bound)[0]
 
+    def copy(self) -> TorchGenerator:
+        """An independent generator at the same point of the stream."""
+        twin = TorchGenerator.__new__(TorchGenerator)
+        twin.seed = self.seed
+        twin._state = np.random.RandomState()
+        twin._state.set_state(self._state.get_state())
+        return twin
+
     def skip(self, n: int) -> None:
         """Advance the stream by `n` draws (MT19937 has no cheap jump to an offset)."""
         while n > 0:
@@ -158,3 +166,38 @@ def dropout_scale(p: float) -> float:
     (p = 0.45 shows the difference).
     """
     return float(np.float32(1.0) / np.float32(1.0 - p))
+
+
+class DropoutStream:
+    """nn.Dropout's mask of an (H, T, T) weight tensor, drawn row-major from a seeded
+    stream, handed out row by row. Rows asked for in order (head by head, rows
+    ascending) are drawn as they come; rows left out are skipped over in the stream
+    (MT19937 has no cheap jump, so that costs their draws); asking for an earlier row
+    replays the stream from its start."""
+
+    def __init__(self, start: TorchGenerator, n_tokens: int, p: float) -> None:
+        self._start = start.copy()
+        self._gen = start.copy()
+        self._position = 0  # mask elements drawn or skipped so far
+        self.n_tokens = n_tokens
+        self.p = p
+        self._draws = 0 if p <= 0.0 or p >= 1.0 else 2  # per element
+
+    def keep(self, head: int, rows: NDArray[np.intp]) -> NDArray[np.bool_]:
+        """(len(rows), T): True where head `head`'s weight in that row survives."""
+        T = self.n_tokens
+        out = np.empty((len(rows), T), dtype=bool)
+        k = 0
+        while k < len(rows):
+            run = 1  # consecutive rows are drawn in one go
+            while k + run < len(rows) and rows[k + run] == rows[k] + run:
+                run += 1
+            start = (head * T + int(rows[k])) * T
+            if start < self._position:
+                self._gen = self._start.copy()
+                self._position = 0
+            self._gen.skip(self._draws * (start - self._position))
+            out[k : k + run] = self._gen.dropout_keep(run * T, self.p).reshape(run, T)
+            self._position = start + run * T
+            k += run
+        return out

@@ -1,0 +1,389 @@
+"""attn's command-line options, declared once, and the fast parser for everyday calls.
+
+`FLAGS` is the single declaration: typer_app.py builds the Typer commands (help,
+completion, error messages) from it, and `parse` reads an ordinary call such as
+`attn context x.csv -m causal -f json` without importing Typer at all, which is most
+of attn's start-up time. Whatever `parse` is not sure about (help, a typo, a bad
+value, completion) it leaves to Typer by returning None, so both give the same
+results and Typer alone words the errors; a test checks that they agree.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .loading import InputFormat
+from .modes import DType, Init, Mode
+
+
+class OutputFormat(str, enum.Enum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+    NPY = "npy"
+
+
+COMMANDS = ("scores", "weights", "context", "queries", "keys", "values", "explain")
+
+HELP = {
+    "scores": (
+        "Attention scores: the dot product of each query with every key "
+        "(attn_scores = queries @ keys.T), before scaling; masked scores show as -inf."
+    ),
+    "weights": (
+        "Attention weights: the scores, scaled and (causal) masked, through a row-wise "
+        "softmax; each row sums to 1."
+    ),
+    "context": (
+        "Context vectors: each token's weighted sum of the value vectors "
+        "(context_vecs = attn_weights @ values)."
+    ),
+    "queries": "Query vectors: queries = X @ W_query (the inputs themselves in plain mode).",
+    "keys": "Key vectors: keys = X @ W_key (the inputs themselves in plain mode).",
+    "values": "Value vectors: values = X @ W_value (the inputs themselves in plain mode).",
+    "explain": (
+        "One query's attention, step by step with the real numbers: the projections, each "
+        "dot product, the scaling, the mask, the softmax, dropout and the weighted sum. "
+        "Without --query, the book's query: the second token."
+    ),
+}
+
+EXAMPLES = {
+    "scores": (
+        "attn scores --query journey",
+        "attn scores --mode causal",
+        "attn scores my_tokens.csv -f csv -o scores.csv",
+    ),
+    "weights": (
+        "attn weights",
+        "attn weights --mode causal",
+        "attn weights my_tokens.csv --mode trainable --d-out 4 --seed 42",
+    ),
+    "context": (
+        "attn context",
+        "attn context --mode trainable --query journey",
+        "attn context -f json | attn context --mode causal -",
+    ),
+    "queries": ("attn queries --mode trainable --query journey",),
+    "keys": ("attn keys --mode trainable",),
+    "values": ("attn values --mode trainable",),
+    "explain": (
+        "attn explain",
+        "attn explain --mode causal --query starts",
+        "attn explain my_tokens.csv -q 3 --mode trainable --heads 2 -f json",
+    ),
+}
+
+Kind = Literal["text", "int", "float", "flag", "switch", "choice"]
+INPUT_PANEL = "Input"
+ATTENTION_PANEL = "Attention"
+OUTPUT_PANEL = "Output"
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One option: its names, what it takes, its default and its help."""
+
+    name: str  # the parameter name, as execute() receives it
+    decls: tuple[str, ...]  # "--d-out", or "--mode", "-m"; a switch: "--color/--no-color"
+    kind: Kind
+    default: Any
+    help: str
+    panel: str
+    metavar: str | None = None
+    choices: type[enum.Enum] | None = None  # for kind "choice"
+    show_default: bool = True
+
+
+def whole(text: str | int) -> int:
+    """An integer flag's value (ValueError if it is not one). Typer passes defaults
+    through its parser too, already as numbers."""
+    if isinstance(text, int):
+        return text
+    return int(text.strip())
+
+
+def real(text: str | float) -> float:
+    if isinstance(text, (int, float)):
+        return float(text)
+    return float(text.strip())
+
+
+INPUT_HELP = (
+    "Token embeddings: a .json, .csv, .tsv, .npy or .npz file, or - for stdin. Without it, "
+    "attn reads stdin when something is piped in, else uses the book's six tokens."
+)
+
+FLAGS: tuple[Flag, ...] = (
+    Flag(
+        "input_format",
+        ("--input-format",),
+        "choice",
+        None,
+        "Parse INPUT as this format instead of guessing from its name and content.",
+        INPUT_PANEL,
+        choices=InputFormat,
+        show_default=False,
+    ),
+    Flag(
+        "mode",
+        ("--mode", "-m"),
+        "choice",
+        Mode.PLAIN,
+        "plain: inputs as queries/keys/values, no scaling (book 3.3). trainable: seeded "
+        "W_query, W_key, W_value, scores scaled by 1/sqrt(d_out) (3.4). causal: trainable "
+        "with future tokens masked (3.5).",
+        ATTENTION_PANEL,
+        choices=Mode,
+    ),
+    Flag(
+        "query",
+        ("--query", "-q"),
+        "text",
+        None,
+        "Show only this query's row: a token's text (exact, then case-insensitive) or a "
+        "0-based index.",
+        ATTENTION_PANEL,
+        metavar="TOKEN",
+        show_default=False,
+    ),
+    Flag(
+        "d_out",
+        ("--d-out",),
+        "int",
+        2,
+        "Size of the query/key/value projections (trainable and causal modes).",
+        ATTENTION_PANEL,
+        metavar="INT",
+    ),
+    Flag(
+        "seed",
+        ("--seed",),
+        "int",
+        123,
+        "torch.manual_seed for the weights (and dropout): the same seed gives the book's "
+        "(torch's) numbers.",
+        ATTENTION_PANEL,
+        metavar="INT",
+    ),
+    Flag(
+        "init",
+        ("--init",),
+        "choice",
+        Init.RAND,
+        "How the weights are drawn. rand: torch.rand(d_in, d_out), applied as X @ W (book "
+        "3.4.1). linear: nn.Linear(d_in, d_out), X @ W.T (3.4.2 onwards).",
+        ATTENTION_PANEL,
+        choices=Init,
+    ),
+    Flag(
+        "qkv_bias",
+        ("--qkv-bias",),
+        "flag",
+        False,
+        "Give W_query, W_key, W_value biases, drawn after each weight (with --init linear).",
+        ATTENTION_PANEL,
+    ),
+    Flag(
+        "heads",
+        ("--heads",),
+        "int",
+        1,
+        "Attention heads. H > 1 is the book's MultiHeadAttention (3.6.2): d_out split into "
+        "H heads, then out_proj; with --wrapper, MultiHeadAttentionWrapper (3.6.1).",
+        ATTENTION_PANEL,
+        metavar="H",
+    ),
+    Flag(
+        "wrapper",
+        ("--wrapper",),
+        "flag",
+        False,
+        "With --heads H: H separate single-head modules of d_out each, side by side, no "
+        "out_proj (MultiHeadAttentionWrapper, book 3.6.1).",
+        ATTENTION_PANEL,
+    ),
+    Flag(
+        "dropout",
+        ("--dropout",),
+        "float",
+        0.0,
+        "nn.Dropout(P) on the attention weights, in training mode, with torch's draws "
+        "(continuing the seed's stream after the weights).",
+        ATTENTION_PANEL,
+        metavar="P",
+    ),
+    Flag(
+        "dropout_seed",
+        ("--dropout-seed",),
+        "int",
+        None,
+        "torch.manual_seed(S) just before the dropout draws (book 3.5.2 uses 123).",
+        ATTENTION_PANEL,
+        metavar="S",
+        show_default=False,
+    ),
+    Flag(
+        "weights",
+        ("--weights",),
+        "text",
+        None,
+        "Take W_query, W_key, W_value (biases, out_proj) from a .json or .npz file, e.g. a "
+        "module's state_dict, instead of drawing them.",
+        ATTENTION_PANEL,
+        metavar="FILE",
+        show_default=False,
+    ),
+    Flag(
+        "dtype",
+        ("--dtype",),
+        "choice",
+        DType.FLOAT64,
+        "Arithmetic: float64, or float32 as the book's torch code computes (half the memory).",
+        ATTENTION_PANEL,
+        choices=DType,
+    ),
+    Flag(
+        "format",
+        ("--format", "-f"),
+        "choice",
+        None,
+        "Output format. Default: table on a terminal, JSON when piped; with -o, from the "
+        "file's extension (.json, .csv, .txt, .npy).",
+        OUTPUT_PANEL,
+        choices=OutputFormat,
+        show_default=False,
+    ),
+    Flag(
+        "precision",
+        ("--precision",),
+        "int",
+        4,
+        "Decimals shown in tables (JSON, CSV and .npy keep full precision).",
+        OUTPUT_PANEL,
+        metavar="INT",
+    ),
+    Flag(
+        "output",
+        ("--output", "-o"),
+        "text",
+        None,
+        "Write the result to FILE (all at once: no partial file on error); - is stdout.",
+        OUTPUT_PANEL,
+        metavar="FILE",
+        show_default=False,
+    ),
+    Flag(
+        "color",
+        ("--color/--no-color",),
+        "switch",
+        None,
+        "Colour the table even when piped, or never. Default: on a terminal, unless "
+        "NO_COLOR is set.",
+        OUTPUT_PANEL,
+        show_default=False,
+    ),
+    Flag(
+        "debug",
+        ("--debug",),
+        "flag",
+        False,
+        "On an error, print the full Python traceback too (for bug reports); ATTN_DEBUG=1 "
+        "does the same.",
+        OUTPUT_PANEL,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A command line read into values: every flag (defaults filled in) and INPUT."""
+
+    command: str
+    values: dict[str, Any]
+    explicit: frozenset[str]  # the flags given on the command line
+
+
+def defaults() -> dict[str, Any]:
+    return {"input": None, **{flag.name: flag.default for flag in FLAGS}}
+
+
+def _lookup() -> dict[str, tuple[Flag, Any]]:
+    """Every spelling -> (flag, the value it sets when it takes none)."""
+    table: dict[str, tuple[Flag, Any]] = {}
+    for flag in FLAGS:
+        for decl in flag.decls:
+            if flag.kind == "switch":
+                on, off = decl.split("/")
+                table[on] = (flag, True)
+                table[off] = (flag, False)
+            else:
+                table[decl] = (flag, True if flag.kind == "flag" else None)
+    return table
+
+
+_SPELLINGS = _lookup()
+
+
+def parse(argv: Sequence[str]) -> Parsed | None:
+    """Read `attn COMMAND [INPUT] [OPTIONS]` as click would, or None to leave it to
+    Typer (help, completion, an unknown option, a value that does not parse, ...)."""
+    if not argv or argv[0] not in COMMANDS:
+        return None
+    values = defaults()
+    explicit: set[str] = set()
+    positional: list[str] = []
+    args = list(argv[1:])
+    i = 0
+    while i < len(args):
+        token = args[i]
+        i += 1
+        if token == "--":
+            positional.extend(args[i:])
+            break
+        if not token.startswith("-") or token == "-":
+            positional.append(token)
+            continue
+        name, attached = token, None
+        if token.startswith("--"):
+            if "=" in token:
+                name, attached = token.split("=", 1)
+        elif len(token) > 2:  # -mcausal: a short option with its value attached
+            name, attached = token[:2], token[2:]
+        if name not in _SPELLINGS:
+            return None  # help, a typo, a global option: Typer's business
+        flag, fixed = _SPELLINGS[name]
+        if flag.kind in ("flag", "switch"):
+            if attached is not None:
+                return None
+            values[flag.name] = fixed
+        else:
+            if attached is None:
+                if i >= len(args):
+                    return None  # missing value: Typer says so
+                attached = args[i]
+                i += 1
+            try:
+                values[flag.name] = _convert(flag, attached)
+            except ValueError:
+                return None
+        explicit.add(flag.name)
+    if len(positional) > 1:
+        return None
+    if positional:
+        values["input"] = positional[0]
+    return Parsed(argv[0], values, frozenset(explicit))
+
+
+def _convert(flag: Flag, text: str) -> Any:
+    if flag.kind == "int":
+        return whole(text)
+    if flag.kind == "float":
+        return real(text)
+    if flag.kind == "choice":
+        assert flag.choices is not None
+        return flag.choices(text)  # ValueError when not a choice
+    return text

@@ -40,9 +40,10 @@ _MIN_SUM = {np.dtype(np.float64): np.exp(-600.0), np.dtype(np.float32): float(np
 KeepFn = Callable[[NDArray[np.intp]], NDArray[np.bool_]]  # rows -> (n, T) dropout keep mask
 
 
-def block_rows(n_keys: int, itemsize: int, budget: int = BLOCK_BUDGET) -> int:
-    """How many query rows' worth of (rows x keys) scores fit `budget`, with room for a
-    dropout mask and its raw draws beside them."""
+def block_rows(n_keys: int, itemsize: int, budget: int | None = None) -> int:
+    """How many query rows' worth of (rows x keys) scores fit `budget` (BLOCK_BUDGET by
+    default), with room for a dropout mask and its raw draws beside them."""
+    budget = BLOCK_BUDGET if budget is None else budget
     per_row = n_keys * (itemsize + 1 + 8)
     return int(max(1, min(MAX_BLOCK_ROWS, budget // max(per_row, 1))))
 
@@ -80,7 +81,7 @@ def fast_context(
     keep: KeepFn | None = None,
     keep_scale: float = 1.0,
     progress: Callable[[int], None] | None = None,
-    budget: int = BLOCK_BUDGET,
+    budget: int | None = None,
 ) -> NDArray[F]:
     """The context vectors of the query rows `rows` (sorted), `Q` holding their queries.
 

@@ -319,7 +319,10 @@ class TestUsage:
                 "--d-out 0 is too small: the projections need d_out ≥ 1",
             ),
             (["weights", "--precision", "-1", "-f", "table"], "--precision -1 is out of range"),
-            (["weights", "--seed", "1.5", "-m", "trainable"], "Invalid value for '--seed': '1.5' is not a whole number"),
+            (
+                ["weights", "--seed", "1.5", "-m", "trainable"],
+                "Invalid value for '--seed': '1.5' is not a whole number",
+            ),
             (["weights", "--bogus"], "No such option"),
             (["weigths"], "No such command 'weigths'"),
             (

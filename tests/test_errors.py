@@ -141,7 +141,11 @@ class TestFlags:
             (["-m", "trainable", "--d-out", "-1"], 2, "--d-out -1 is too small"),
             (["-m", "causal", "--heads", "3"], 2, "--d-out 2 does not split into --heads 3"),
             (["-m", "causal", "--dropout", "-0.1"], 2, "--dropout -0.1 is not a probability"),
-            (["-m", "causal", "--seed", "twelve"], 2, "Invalid value for '--seed': 'twelve' is not a whole number"),
+            (
+                ["-m", "causal", "--seed", "twelve"],
+                2,
+                "Invalid value for '--seed': 'twelve' is not a whole number",
+            ),
             (["-m", "sideways"], 2, "'sideways' is not one of 'plain', 'trainable', 'causal'"),
             (["-f", "yaml"], 2, "'yaml' is not one of 'table', 'json', 'csv'"),
             (["--d-out", "4"], 2, "--d-out has no effect in plain mode"),

@@ -1,0 +1,120 @@
+"""Blocked attention equals the direct computation, across block boundaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from attncli import AttentionParams, Embeddings, compute, engine, modes
+from attncli.rng import DropoutStream, TorchGenerator
+
+
+def embeddings(T: int, d: int, seed: int = 0, scale: float = 1.0) -> Embeddings:
+    matrix = np.random.default_rng(seed).normal(size=(T, d)) * scale
+    return Embeddings(tuple(f"t{i}" for i in range(T)), matrix)
+
+
+@pytest.fixture(params=[1, 3, 8, 256], ids=lambda b: f"block{b}")
+def block(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Force blocks of this many rows (T is rarely a multiple of it)."""
+    monkeypatch.setattr(engine, "MAX_BLOCK_ROWS", request.param)
+    return int(request.param)
+
+
+CASES = [
+    {"mode": "plain"},
+    {"mode": "trainable", "d_out": 4},
+    {"mode": "causal", "d_out": 4},
+    {"mode": "causal", "init": "linear", "d_out": 4, "heads": 2},
+    {"mode": "causal", "init": "linear", "d_out": 4, "heads": 2, "qkv_bias": True},
+    {"mode": "trainable", "init": "linear", "d_out": 2, "heads": 2, "wrapper": True},
+    {"mode": "causal", "init": "linear", "d_out": 4, "heads": 2, "dropout": 0.3},
+    {"mode": "trainable", "dropout": 0.5, "dropout_seed": 7},
+]
+
+
+@pytest.mark.parametrize("T", [1, 2, 7, 33])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_blocked_context_equals_direct(block: int, T: int, case: dict) -> None:
+    emb = embeddings(T, 5)
+    params = AttentionParams(**case)
+    direct = compute(emb, params).context_vecs
+    blocked = modes.context(modes.prepare(emb, params))
+    np.testing.assert_allclose(blocked, direct, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_one_query_row_equals_that_row(block: int, case: dict) -> None:
+    emb = embeddings(11, 3)
+    params = AttentionParams(**case)
+    full = modes.context(modes.prepare(emb, params))
+    for i in (0, 5, 10):
+        one = modes.context(modes.prepare(emb, params), query=i)
+        np.testing.assert_allclose(one[0], full[i], rtol=1e-12, atol=1e-12)
+        row = compute(emb, params, query=i)
+        np.testing.assert_allclose(row.context_vecs[0], full[i], rtol=1e-12, atol=1e-12)
+
+
+def test_exact_rows_in_blocks_equal_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    emb = embeddings(20, 4)
+    params = AttentionParams(mode="causal", init="linear", d_out=4, heads=2, dropout=0.2)
+    whole = compute(emb, params)
+    monkeypatch.setattr(engine, "MAX_BLOCK_ROWS", 3)
+    pieces = compute(emb, params)
+    np.testing.assert_array_equal(pieces.dropout_keep, whole.dropout_keep)
+    np.testing.assert_allclose(pieces.attn_weights, whole.attn_weights, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(pieces.context_vecs, whole.context_vecs, rtol=1e-12, atol=1e-13)
+
+
+def test_a_loose_shift_falls_back_to_the_exact_row() -> None:
+    """A key of huge norm that no query points at makes |q| max|k| far above every
+    score: exp() would underflow to 0 for the whole row, so the row is done exactly."""
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1e4], [1.0, 1.0]])
+    Q, K, V = X[[0, 1]], X, X
+    out = engine.fast_context(Q, K, V, 1.0, np.array([0, 1]), False)
+    direct = engine.exact_rows(Q, K, V, 1.0, np.array([0, 1]), False)[3]
+    np.testing.assert_allclose(out, direct, rtol=1e-12)
+    assert np.isfinite(out).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 6),
+    st.sampled_from(["plain", "trainable", "causal"]),
+    st.floats(0.01, 30.0),
+    st.integers(1, 9),
+)
+def test_blocked_equals_direct_on_random_inputs(
+    T: int, d: int, mode: str, scale: float, block: int
+) -> None:
+    emb = embeddings(T, d, seed=T * 7 + d, scale=scale)
+    params = AttentionParams(mode=mode)
+    direct = compute(emb, params).context_vecs
+    Q, K, V = modes.prepare(emb, params).head(0)
+    prepared = modes.prepare(emb, params)
+    rows = np.arange(T)
+    blocked = engine.fast_context(
+        Q, K, V, prepared.scale, rows, prepared.causal, budget=block * T * 17
+    )
+    np.testing.assert_allclose(blocked, direct, rtol=1e-12, atol=1e-12 * max(1.0, scale))
+
+
+def test_float32_follows_float64_to_float32_precision() -> None:
+    emb = embeddings(50, 8)
+    for mode in ("plain", "causal"):
+        f64 = modes.context(modes.prepare(emb, AttentionParams(mode=mode)))
+        f32 = modes.context(modes.prepare(emb, AttentionParams(mode=mode, dtype="float32")))
+        assert f32.dtype == np.float32
+        np.testing.assert_allclose(f32, f64, rtol=2e-5, atol=2e-6)
+
+
+def test_dropout_stream_hands_out_rows_as_one_draw_would() -> None:
+    T, H = 6, 2
+    whole = TorchGenerator(5).dropout_keep(H * T * T, 0.4).reshape(H, T, T)
+    stream = DropoutStream(TorchGenerator(5), T, 0.4)
+    np.testing.assert_array_equal(stream.keep(0, np.array([1, 2])), whole[0, 1:3])
+    np.testing.assert_array_equal(stream.keep(1, np.array([0, 4, 5])), whole[1, [0, 4, 5]])
+    np.testing.assert_array_equal(stream.keep(0, np.array([0])), whole[0, :1])  # replayed

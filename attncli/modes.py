@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,13 +200,14 @@ def check_memory(n_tokens: int, n_rows: int, heads: int, bytes_per_score: int, w
         return
     shape = f"{heads} x {n_rows} x {n_tokens}" if heads > 1 else f"{n_rows} x {n_tokens}"
     raise AttnError(
-        f"{what} for {n_tokens} tokens needs about {_size(needed)} for its {shape} "
-        f"attention matrix, but about {_size(available)} of memory is free; ask for less: "
+        f"{what} for {n_tokens} tokens needs about {size_text(needed)} for its {shape} "
+        f"attention matrix, but about {size_text(available)} of memory is free; ask for less: "
         "--query TOKEN computes one row, and a shorter input shrinks it quadratically"
     )
 
 
-def _size(n_bytes: float) -> str:
+def size_text(n_bytes: float) -> str:
+    """Bytes as people read them: 5.2 TiB."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n_bytes < 1024 or unit == "PiB":
             return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
@@ -362,6 +363,8 @@ def prepare(
             queries = _project(X, projections.W_query, projections.b_query)  # (T, D)
             keys = _project(X, projections.W_key, projections.b_key)  # (T, D)
             values = _project(X, projections.W_value, projections.b_value)  # (T, D)
+            for name, matrix in (("queries", queries), ("keys", keys), ("values", values)):
+                _check_finite(matrix, name, embeddings)
             scale = float(projections.d_out // heads) ** -0.5  # 1/sqrt(d_k), per head
         else:
             queries = keys = values = X  # (T, d_in)
@@ -476,8 +479,41 @@ def context(
                 )
             )
         heads_context = np.concatenate(contexts, axis=1)  # H x (n, head_dim) -> (n, D)
+        # Weights are at most 1 and the values finite, so a context vector that is not
+        # finite means the scores overflowed (the fast kernel does not keep them).
+        _check_finite(heads_context, "attention scores", prepared.embeddings)
         result = _output(heads_context, prepared)
     return result
+
+
+def iter_rows(
+    prepared: Prepared,
+    kind: str,
+    query: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[NDArray[np.floating[Any]]]:
+    """The attention scores (kind "scores": unscaled, -inf where masked) or weights
+    ("weights": after dropout) of every token or `query`, as blocks of rows, head
+    after head: for output streamed without holding the T x T matrix."""
+    n_tokens = prepared.n_tokens
+    rows = _rows(n_tokens, query, None)
+    keep_scale = dropout_scale(prepared.params.dropout) if prepared.dropout else 1.0
+    block = engine.block_rows(n_tokens, prepared.keys.dtype.itemsize)
+    total = prepared.heads * len(rows)
+    for h in range(prepared.heads):
+        Q, K, V = prepared.head(h)
+        keep_fn = prepared.keep_fn(h) if kind == "weights" else None
+        for start in range(0, len(rows), block):
+            part = rows[start : start + block]
+            keep = keep_fn(part) if keep_fn is not None else None
+            with np.errstate(over="ignore", invalid="ignore"):
+                scores, _, used, _ = engine.exact_rows(
+                    Q[part], K, V, prepared.scale, part, prepared.causal, keep, keep_scale
+                )
+            _check_scores(scores, prepared)
+            if progress is not None:
+                progress(h * len(rows) + start + len(part), total)
+            yield scores if kind == "scores" else used
 
 
 def _rows(n_tokens: int, query: int | None, rows: NDArray[np.intp] | None) -> NDArray[np.intp]:

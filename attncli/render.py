@@ -1,4 +1,4 @@
-"""AttentionResult -> JSON text | CSV text | a rich table. Returns; never prints.
+"""Results -> JSON | CSV | .npy (as streamed pieces) | a rich table. Returns; never prints.
 
 rich is imported only when a table is drawn, so JSON and CSV output start faster.
 """
@@ -9,14 +9,15 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .modes import AttentionResult, Mode
+from .loading import Embeddings
+from .modes import AttentionParams, AttentionResult, Mode, Projections
 from .rng import dropout_scale
 
 if TYPE_CHECKING:
@@ -76,16 +77,33 @@ def view(result: AttentionResult, command: str) -> View:
     )  # (n, d) -> (1, n, d)
 
 
-def params_dict(result: AttentionResult) -> dict[str, Any]:
+class Setup(Protocol):
+    """What produced the numbers: an AttentionResult or a modes.Prepared."""
+
+    @property
+    def embeddings(self) -> Embeddings: ...
+    @property
+    def params(self) -> AttentionParams: ...
+    @property
+    def weights(self) -> Projections | None: ...
+    @property
+    def heads(self) -> int: ...
+    @property
+    def scale(self) -> float: ...
+    @property
+    def keys(self) -> NDArray[np.floating[Any]]: ...
+
+
+def params_dict(setup: Setup) -> dict[str, Any]:
     """Every setting that produced the numbers (null where the mode has no such thing)."""
-    params = result.params
+    params = setup.params
     if not params.projected:
         return {
-            "d_in": result.embeddings.d_in,
+            "d_in": setup.embeddings.d_in,
             "d_out": None,
             "seed": None,
             "init": None,
-            "scale": result.scale,
+            "scale": setup.scale,
             "heads": 1,
             "head_dim": None,
             "wrapper": None,
@@ -94,25 +112,54 @@ def params_dict(result: AttentionResult) -> dict[str, Any]:
             "dropout_seed": None,
             "weights": None,
             "parameters": 0,
+            "dtype": params.dtype.value,
         }
-    weights = result.weights
+    weights = setup.weights
     file = weights.file if weights is not None else None
     seed_used = file is None or (params.dropout > 0 and params.dropout_seed is None)
+    d_out = int(setup.keys.shape[1])
     return {
-        "d_in": result.embeddings.d_in,
-        "d_out": int(result.keys.shape[1]),
+        "d_in": setup.embeddings.d_in,
+        "d_out": d_out,
         "seed": params.seed if seed_used else None,
         "init": None if file else params.init.value,
-        "scale": result.scale,
-        "heads": result.heads,
-        "head_dim": result.head_dim,
-        "wrapper": result.heads > 1 and (weights is not None and weights.W_out is None),
+        "scale": setup.scale,
+        "heads": setup.heads,
+        "head_dim": d_out // setup.heads,
+        "wrapper": setup.heads > 1 and (weights is not None and weights.W_out is None),
         "qkv_bias": weights is not None and weights.b_query is not None,
         "dropout": params.dropout,
         "dropout_seed": params.dropout_seed,
         "weights": file,
         "parameters": weights.parameters if weights is not None else 0,
+        "dtype": params.dtype.value,
     }
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The shape of a streamed output: the rows come as 2-D blocks, head after head."""
+
+    command: str
+    heads: int  # several only for scores and weights
+    rows: tuple[str, ...]  # the token of each row
+    columns: tuple[str, ...]  # the tokens of the columns, or d1..dk
+    query: int | None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of `values`: no head axis for one head, no row axis for a query."""
+        shape: tuple[int, ...] = (self.heads, len(self.rows), len(self.columns))
+        if self.heads == 1:
+            shape = shape[1:]
+        if self.query is not None:
+            shape = (*shape[:-2], shape[-1])
+        return shape
+
+
+def _rows_of(blocks: Iterable[NDArray[np.floating[Any]]]) -> Iterator[NDArray[np.floating[Any]]]:
+    for block in blocks:
+        yield from block
 
 
 # ---------------------------------------------------------------- JSON
@@ -123,54 +170,116 @@ def _json_number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _json_array(values: NDArray[np.floating[Any]], indent: str) -> str:
-    """Nested lists with each innermost row on a line of its own: readable, jq-friendly."""
-    if values.ndim == 1:
-        return json.dumps([_json_number(v) for v in values.tolist()], allow_nan=False)
-    inner = indent + "  "
-    parts = [inner + _json_array(part, inner) for part in values]
-    return "[\n" + ",\n".join(parts) + "\n" + indent + "]"
+def _json_row(row: NDArray[np.floating[Any]]) -> str:
+    values = row.tolist()
+    if not np.isfinite(row).all():
+        values = [_json_number(v) for v in values]
+    return json.dumps(values, allow_nan=False)
+
+
+def json_chunks(
+    setup: Setup, layout: Layout, blocks: Iterable[NDArray[np.floating[Any]]]
+) -> Iterator[str]:
+    """The output as one strict JSON object (README "JSON output"), at full precision,
+    as text pieces: each innermost row on a line of its own, readable and jq-friendly,
+    and never the whole document in memory."""
+    embeddings = setup.embeddings
+    query = None
+    if layout.query is not None:
+        query = {"index": layout.query, "token": embeddings.tokens[layout.query]}
+    head = {
+        "command": layout.command,
+        "mode": setup.params.mode.value,
+        "tokens": list(embeddings.tokens),
+        "query": query,
+        "shape": list(layout.shape),
+    }
+    yield "{\n" + "".join(f"  {json.dumps(k)}: {json.dumps(v)},\n" for k, v in head.items())
+    yield '  "values": '
+    shape = layout.shape
+    rows = _rows_of(blocks)
+    if len(shape) == 1:
+        yield _json_row(next(rows))
+    else:
+        per_group = shape[1] if len(shape) == 3 else None  # rows in each head's list
+        indent = "    " if per_group is None else "      "
+        yield "[\n" + ("    [\n" if per_group else "")
+        for i, row in enumerate(rows):
+            if i:
+                if per_group and i % per_group == 0:
+                    yield "\n    ],\n    [\n"
+                else:
+                    yield ",\n"
+            yield indent + _json_row(row)
+        yield ("\n    ]" if per_group else "") + "\n  ]"
+    yield f',\n  "params": {json.dumps(params_dict(setup), allow_nan=False)}\n}}\n'
 
 
 def to_json(result: AttentionResult, command: str) -> str:
-    """The result as one strict JSON object (README "JSON output"), full precision."""
-    shown = view(result, command)
-    query = None
-    if shown.query_index is not None:
-        query = {"index": shown.query_index, "token": result.tokens[shown.query_index]}
-    data = shown.data()
-    head: dict[str, Any] = {
-        "command": command,
-        "mode": result.params.mode.value,
-        "tokens": list(result.tokens),
-        "query": query,
-        "shape": list(data.shape),
-    }
-    lines = ["{"]
-    lines += [f"  {json.dumps(key)}: {json.dumps(value)}," for key, value in head.items()]
-    lines.append(f'  "values": {_json_array(data, "  ")},')
-    lines.append(f'  "params": {json.dumps(params_dict(result), allow_nan=False)}')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    """A result as attn's JSON output (the whole text at once)."""
+    layout, blocks = _layout_of(result, command)
+    return "".join(json_chunks(result, layout, blocks))
 
 
 # ---------------------------------------------------------------- CSV
 
 
-def to_csv(result: AttentionResult, command: str) -> str:
+def csv_chunks(layout: Layout, blocks: Iterable[NDArray[np.floating[Any]]]) -> Iterator[str]:
     """A header (`token`, then the column tokens or d1..dk), one row per token, full
     precision; with several heads a `head` column (0, 1, ...) comes first. A masked
     score is `-inf`, as the book prints it."""
-    shown = view(result, command)
+    by_head = layout.heads > 1
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    by_head = shown.heads > 1
-    writer.writerow((*(("head",) if by_head else ()), "token", *shown.col_labels))
-    for h in range(shown.heads):
-        for label, row in zip(shown.row_labels, shown.values[h], strict=True):
-            cells = (label, *(repr(v) for v in row.tolist()))
-            writer.writerow((h, *cells) if by_head else cells)
-    return buffer.getvalue()
+    writer.writerow((*(("head",) if by_head else ()), "token", *layout.columns))
+    n_rows = len(layout.rows)
+    index = 0
+    for block in blocks:
+        for row in block.tolist():
+            label = layout.rows[index % n_rows]
+            cells = (label, *map(repr, row))
+            writer.writerow((index // n_rows, *cells) if by_head else cells)
+            index += 1
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def to_csv(result: AttentionResult, command: str) -> str:
+    """A result as attn's CSV output (the whole text at once)."""
+    layout, blocks = _layout_of(result, command)
+    return "".join(csv_chunks(layout, blocks))
+
+
+# ---------------------------------------------------------------- .npy
+
+
+def npy_chunks(
+    layout: Layout, blocks: Iterable[NDArray[np.floating[Any]]], dtype: np.dtype[Any]
+) -> Iterator[bytes]:
+    """A NumPy .npy file of `values` (masked scores are -inf), header first, then the
+    rows as they come."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header,
+        {
+            "descr": np.lib.format.dtype_to_descr(dtype),
+            "fortran_order": False,
+            "shape": layout.shape,
+        },
+    )
+    yield header.getvalue()
+    for block in blocks:
+        yield np.ascontiguousarray(block, dtype=dtype).tobytes()
+
+
+def _layout_of(
+    result: AttentionResult, command: str
+) -> tuple[Layout, list[NDArray[np.floating[Any]]]]:
+    shown = view(result, command)
+    layout = Layout(command, shown.heads, shown.row_labels, shown.col_labels, shown.query_index)
+    return layout, list(shown.values)  # one (n, m) block per head
 
 
 # ---------------------------------------------------------------- table

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from attncli import cli
 
@@ -39,19 +41,50 @@ def book() -> dict[str, Any]:
     return BOOK
 
 
+@dataclass
+class Result:
+    """What one attn run printed and returned."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    stdout_bytes: bytes
+
+
 Invoke = Callable[..., Result]
+
+
+class _Stdin(io.TextIOWrapper):
+    """A piped stdin: has bytes to read, no file descriptor (so attn reads it)."""
+
+
+def run_attn(argv: list[str], input: str | bytes | None, monkeypatch: pytest.MonkeyPatch) -> Result:
+    data = input.encode("utf-8") if isinstance(input, str) else (input or b"")
+    stdout_bytes, stderr_bytes = io.BytesIO(), io.BytesIO()
+    stdout = io.TextIOWrapper(stdout_bytes, encoding="utf-8", newline="", write_through=True)
+    stderr = io.TextIOWrapper(stderr_bytes, encoding="utf-8", newline="", write_through=True)
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "stdin", _Stdin(io.BytesIO(data), encoding="utf-8"))
+        patch.setattr(sys, "stdout", stdout)
+        patch.setattr(sys, "stderr", stderr)
+        status = cli.run(argv)
+    raw = stdout_bytes.getvalue()
+    return Result(
+        status, raw.decode("utf-8", "replace"), stderr_bytes.getvalue().decode("utf-8"), raw
+    )
 
 
 @pytest.fixture
 def attn(monkeypatch: pytest.MonkeyPatch) -> Invoke:
-    """Run `attn ARGS...` in-process. `terminal=True` makes stdin and stdout look like a
-    terminal (no INPUT then means the built-in example, and the default format is a table)."""
-    runner = CliRunner()
+    """Run `attn ARGS...` in-process, through the same cli.run() as the console script
+    (the fast parser, or Typer for help and mistakes). `terminal=True` makes stdin and
+    stdout look like a terminal (no INPUT then means the built-in example, and the
+    default format is a table)."""
 
     def invoke(*args: str, input: str | bytes | None = None, terminal: bool = False) -> Result:
         monkeypatch.setattr(cli, "stdin_is_piped", lambda: not terminal)
         monkeypatch.setattr(cli, "stdout_is_terminal", lambda: terminal)
-        return runner.invoke(cli.app, list(args), input=input)
+        return run_attn(list(args), input, monkeypatch)
 
     return invoke
 

@@ -23,7 +23,8 @@ ALLOWED = {
     "render": {"numpy", "rich"},
     "render_explain": {"numpy", "rich"},
     "explain": {"numpy"},
-    "cli": {"numpy", "rich", "typer"},
+    "cli": {"numpy", "rich"},
+    "typer_app": {"typer"},
     "__init__": set(),
     "__main__": set(),
 }

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from attncli import __version__, cli
+from attncli import __version__
 
 from .conftest import SAMPLES, Invoke, expected, run_json
 
@@ -377,7 +377,9 @@ class TestManners:
     def test_every_option_has_help_text(self) -> None:
         import typer.main
 
-        group = typer.main.get_command(cli.app)
+        from attncli.typer_app import app
+
+        group = typer.main.get_command(app)
         for name, command in group.commands.items():  # type: ignore[attr-defined]
             for param in command.params:
                 assert getattr(param, "help", None), f"attn {name}: {param.name} has no help"

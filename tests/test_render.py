@@ -58,6 +58,7 @@ def test_json_has_the_documented_keys_and_full_precision() -> None:
         "dropout_seed": None,
         "weights": None,
         "parameters": 0,
+        "dtype": "float64",
     }
 
 
@@ -81,6 +82,7 @@ def test_json_for_a_query_is_that_row() -> None:
         "dropout_seed": None,
         "weights": None,
         "parameters": 18,
+        "dtype": "float64",
     }
 
 

@@ -1,0 +1,191 @@
+"""The Typer app: help, shell completion and usage errors, built from options.FLAGS.
+
+cli.run() reads ordinary command lines itself (options.parse) and hands everything else
+here: `--help`, `--version`, completion, and calls with a mistake in them, which Typer
+(click) words. The commands call the same cli.execute().
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from . import __version__, cli
+from .options import COMMANDS, EXAMPLES, FLAGS, HELP, INPUT_HELP, Flag, Parsed, real, whole
+
+# click's exception base, found through Typer's public BadParameter, so this works
+# with Typer releases that vendor click and with those that depend on it.
+ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
+class AttnGroup(TyperGroup):
+    """Typer's group with attn's error handling (cli.guarded): one line on stderr, a
+    fixed exit code."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        def invoke() -> int:
+            status = super(AttnGroup, self).main(
+                args=args,
+                prog_name=prog_name or "attn",
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+            return int(status) if isinstance(status, int) else 0
+
+        status = cli.guarded(invoke, click_message)
+        if standalone_mode:
+            sys.exit(status)
+        return status
+
+
+def click_message(exc: Exception) -> str | None:
+    """The one-line message of a click error, None when there is none to give (`attn`
+    alone shows the help instead), or an empty string for an exception not click's."""
+    if not isinstance(exc, ClickException):
+        return ""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return None
+    message = str(exc.format_message())  # type: ignore[attr-defined]
+    # Typer releases that validate with pydantic prefix enum errors with its jargon.
+    message = message.replace("Value error, ", "")
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    return message
+
+
+app = typer.Typer(
+    cls=AttnGroup,
+    name="attn",
+    help=(
+        "Self-attention, step by step, on your own vectors: the scores, weights and "
+        "context vectors of chapter 3 of Build a Large Language Model (From Scratch), "
+        "in pure numpy. With no INPUT (and nothing piped in) it uses the book's six tokens."
+    ),
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"attn {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print attn's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Self-attention, step by step, on your own vectors."""
+
+
+def _checked(convert: Callable[[Any], Any], what: str) -> Callable[[Any], Any]:
+    def parse(text: Any) -> Any:
+        try:
+            return convert(text)
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not {what}") from None
+
+    return parse
+
+
+def _annotation(flag: Flag) -> Any:
+    """The Annotated type Typer reads a flag's option from."""
+    options: dict[str, Any] = {
+        "help": flag.help,
+        "rich_help_panel": flag.panel,
+        "show_default": flag.show_default,
+    }
+    if flag.metavar:
+        options["metavar"] = flag.metavar
+    python_type: Any
+    if flag.kind == "int":
+        options["parser"] = _checked(whole, "a whole number")
+        python_type = int if flag.default is not None else int | None
+    elif flag.kind == "float":
+        options["parser"] = _checked(real, "a number")
+        python_type = float
+    elif flag.kind == "text":
+        python_type = str | None
+    elif flag.kind == "flag":
+        python_type = bool
+    elif flag.kind == "switch":
+        python_type = bool | None
+    else:
+        python_type = flag.choices if flag.default is not None else flag.choices | None  # type: ignore[operator]
+    return Annotated[python_type, typer.Option(*flag.decls, **options)]
+
+
+def _command(name: str) -> Callable[..., None]:
+    """A Typer command whose parameters are the flags of options.FLAGS."""
+
+    def run(ctx: typer.Context, **values: Any) -> None:
+        explicit = frozenset(
+            key
+            for key in ctx.params
+            if key != "input"
+            and (source := ctx.get_parameter_source(key)) is not None
+            and source.name != "DEFAULT"
+        )
+        cli.execute(cli.request_from(Parsed(name, values, explicit)))
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        inspect.Parameter(
+            "input",
+            keyword,
+            default=None,
+            annotation=Annotated[
+                str | None,
+                typer.Argument(metavar="INPUT", help=INPUT_HELP, show_default=False),
+            ],
+        ),
+        *(
+            inspect.Parameter(
+                flag.name, keyword, default=flag.default, annotation=_annotation(flag)
+            )
+            for flag in FLAGS
+        ),
+    ]
+    run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+    run.__name__ = name
+    return run
+
+
+for _name in COMMANDS:
+    _epilog = "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in EXAMPLES[_name])
+    app.command(_name, help=HELP[_name], epilog=_epilog)(_command(_name))
+
+
+def run_typer(argv: Sequence[str]) -> int:
+    """Run the Typer app on `argv`; the exit status."""
+    command = typer.main.get_command(app)
+    status = command.main(args=list(argv), prog_name="attn", standalone_mode=False)
+    return int(status) if isinstance(status, int) else 0

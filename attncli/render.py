@@ -392,8 +392,12 @@ def _caption(result: AttentionResult, shown: View, hidden: int) -> str:
             f"dropout p={params.dropout:g} (seed {seed}): {what} after dropout, kept ones "
             f"×{dropout_scale(params.dropout):.6g}"
         )
-    if hidden:
-        lines.append(f"{hidden} columns hidden to fit; -f csv or -f json shows all")
+    shown_rows = len(result.rows)
+    left_out = len(result.tokens) - shown_rows if result.query_index is None else 0
+    if hidden or left_out:
+        parts = [f"{hidden} columns"] if hidden else []
+        parts += [f"{left_out} rows"] if left_out else []
+        lines.append(f"{' and '.join(parts)} not shown; -f csv or -f json shows all")
     return "\n".join(lines)
 
 
@@ -406,22 +410,21 @@ def to_table(
     from rich.text import Text
 
     shown = view(result, command)
-    heads, n_rows, n_cols = shown.values.shape
+    heads, _, n_cols = shown.values.shape
     label_width = min(max(len(label) for label in shown.row_labels), _MAX_LABEL)
-    cells = [
-        [[_format(v, precision) for v in row] for row in matrix] for matrix in shown.values.tolist()
-    ]
-    col_widths = [
-        max(
-            min(len(label), _MAX_HEADER),
-            *(len(cells[h][i][j]) for h in range(heads) for i in range(n_rows)),
-        )
-        for j, label in enumerate(shown.col_labels)
-    ]
+    headers = np.array([min(len(label), _MAX_HEADER) for label in shown.col_labels])
+    col_widths = np.maximum(headers, _number_widths(shown.values, precision)).tolist()
     columns = visible_columns(col_widths, width - label_width - 4)
     hidden = n_cols - sum(1 for c in columns if c is not None)
+    # only the cells on screen are formatted: a long input has many columns
+    cells = {
+        c: [[_format(v, precision) for v in shown.values[h, :, c].tolist()] for h in range(heads)]
+        for c in columns
+        if c is not None
+    }
 
-    what = f"{n_rows}×{n_cols}"
+    n_tokens = len(result.tokens)
+    what = f"{n_tokens}×{n_cols}"
     if shown.query_index is not None:
         what = f"query {result.tokens[shown.query_index]!r} (#{shown.query_index})"
     parts: list[RenderableType] = []
@@ -433,17 +436,31 @@ def to_table(
         # Titles and parameters sit outside the table: rich would wrap a table's own
         # title and caption to the table's width, narrow for a single vector.
         parts.append(Padding(Text(title, style="bold"), (0, 0, 0, 1), expand=False))
-        parts.append(_head_table(result, shown, h, cells[h], col_widths, columns))
+        head_cells = {c: column[h] for c, column in cells.items()}
+        parts.append(_head_table(result, shown, h, head_cells, col_widths, columns))
     caption = Text(_caption(result, shown, hidden), style="dim")
     parts.append(Padding(caption, (1, 0, 0, 1), expand=False))
     return Group(*parts)
+
+
+def _number_widths(values: NDArray[np.floating[Any]], precision: int) -> NDArray[np.intp]:
+    """The width of each column's widest number at `precision` decimals (-inf: 4)."""
+    magnitude = np.abs(np.where(np.isfinite(values), values, 0.0))
+    rounded = np.round(magnitude, precision)
+    with np.errstate(divide="ignore"):
+        digits = np.where(rounded >= 1, np.floor(np.log10(np.maximum(rounded, 1))) + 1, 1)
+    negative = (values < 0) & (rounded > 0)  # -0.0000 prints as 0.0000
+    widths = digits + negative + (precision + 1 if precision else 0)
+    widths = np.where(np.isneginf(values), 4, widths)
+    column_widths: NDArray[np.intp] = widths.max(axis=(0, 1)).astype(np.intp)  # (H, n, m) -> (m,)
+    return column_widths
 
 
 def _head_table(
     result: AttentionResult,
     shown: View,
     head: int,
-    cells: list[list[str]],
+    cells: dict[int, list[str]],
     col_widths: list[int],
     columns: list[int | None],
 ) -> RenderableType:
@@ -478,7 +495,11 @@ def _head_table(
             header.stylize(query_style)
         table.add_column(header, justify="right", no_wrap=True, width=col_widths[c])
 
+    rows = result.rows
     for i in range(n_rows):
+        if i and rows[i] != rows[i - 1] + 1:  # a long input: its middle rows left out
+            gap = Text(f"⋮ {int(rows[i] - rows[i - 1] - 1)} more", style="dim")
+            table.add_row(gap, *("" for _ in columns))
         row = values[i]
         finite = row[np.isfinite(row)]
         row_max = float(finite.max()) if finite.size and shown.kind != "vectors" else None
@@ -490,7 +511,7 @@ def _head_table(
             if c is None:
                 rendered.append(Text("…", style="dim"))
             elif masked[i, c]:
-                rendered.append(Text(cells[i][c] if not causal_weights else "0", style="dim"))
+                rendered.append(Text(cells[c][i] if not causal_weights else "0", style="dim"))
             elif dropped is not None and dropped[i, c]:
                 rendered.append(Text("0", style="dim italic"))
             else:
@@ -498,6 +519,6 @@ def _head_table(
                 if row_max is not None and float(row[c]) == row_max:
                     style = style + bold
                 # padded to the column's width so the colour fills the cell evenly
-                rendered.append(Text(cells[i][c].rjust(col_widths[c]), style=style))
+                rendered.append(Text(cells[c][i].rjust(col_widths[c]), style=style))
         table.add_row(*rendered)
     return table

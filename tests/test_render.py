@@ -162,9 +162,21 @@ def test_wide_matrices_elide_middle_columns_and_say_how_to_see_all() -> None:
     assert "token39" in header
     assert "…" in header
     assert "token20" not in header
-    assert "columns hidden to fit; -f csv or -f json shows all" in text
+    assert "34 columns not shown; -f csv or -f json shows all" in text
     for cell in body_rows(text)[0][1:]:
         assert cell == "…" or len(cell) == 6  # whole numbers, never wrapped
+
+
+def test_long_inputs_show_their_first_and_last_rows(attn) -> None:  # type: ignore[no-untyped-def]
+    matrix = np.random.default_rng(0).normal(size=(100, 2))
+    text = attn("values", "-", "-f", "table", input=json.dumps(matrix.tolist())).stdout
+    labels = [row[0] for row in body_rows(text)]
+    assert labels[:20] == [f"x{i}" for i in range(1, 21)]
+    assert labels[20:22] == ["⋮", "x81"]  # "⋮ 60 more", then the last twenty
+    assert labels[-1] == "x100"
+    assert "⋮ 60 more" in text
+    assert "60 rows not shown; -f csv or -f json shows all" in text
+    assert "attn values · plain · 100×2" in text
 
 
 def test_long_tokens_are_cut_with_an_ellipsis_in_labels() -> None:

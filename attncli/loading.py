@@ -15,12 +15,9 @@ and the fix.
 from __future__ import annotations
 
 import codecs
-import csv
-import difflib
 import enum
 import io
 import json
-import math
 import os
 import re
 from collections.abc import Sequence
@@ -50,11 +47,6 @@ VECTOR_COMMANDS = ("context", "queries", "keys", "values")
 # "" is the unnamed index column pandas writes.
 TOKEN_HEADERS = frozenset({"", "token", "tokens", "word", "words", "text"})
 
-_FORMS = (
-    'expected {"tokens": [...], "embeddings": [[...], ...]}, '
-    '{"token": [numbers], ...} or [[numbers], ...]'
-)
-
 
 class InputFormat(str, enum.Enum):
     """How INPUT is parsed; detected from the extension, else from the content."""
@@ -62,9 +54,20 @@ class InputFormat(str, enum.Enum):
     JSON = "json"
     CSV = "csv"
     TSV = "tsv"
+    NPY = "npy"  # a NumPy array, T x d_in (memory-mapped from a file)
+    NPZ = "npz"  # a NumPy archive: "embeddings", and "tokens" if named
 
 
-_EXTENSIONS = {".json": InputFormat.JSON, ".csv": InputFormat.CSV, ".tsv": InputFormat.TSV}
+_FAST_MIN_BYTES = 1 << 20  # files this long try the fast CSV path first
+_EXTENSIONS = {
+    ".json": InputFormat.JSON,
+    ".csv": InputFormat.CSV,
+    ".tsv": InputFormat.TSV,
+    ".npy": InputFormat.NPY,
+    ".npz": InputFormat.NPZ,
+}
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class Embeddings:
     """One vector per token: `matrix[i]` is the embedding x^(i+1) of `tokens[i]`."""
 
     tokens: tuple[str, ...]
-    matrix: NDArray[np.float64]  # (T, d_in)
+    matrix: NDArray[np.floating[Any]]  # (T, d_in): float64 from text, as stored from .npy
     source: str = "<input>"  # how messages name where the data came from
 
     @property
@@ -100,6 +103,8 @@ class Embeddings:
                 f"--query {query} is out of range: {self.source} has {len(self.tokens)} "
                 f"tokens, so an index runs from 0 to {len(self.tokens) - 1}"
             )
+        import difflib  # only for a query that is not a token
+
         close = difflib.get_close_matches(query, self.tokens, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise AttnError.usage(
@@ -118,18 +123,47 @@ def load(path: str | os.PathLike[str], input_format: InputFormat | None = None) 
     """Read token embeddings from a file (format from `input_format`, the extension,
     or the content)."""
     name = os.fspath(path)
-    data = read_file(name, "a .json, .csv or .tsv file of embeddings")
     fmt = input_format or _EXTENSIONS.get(os.path.splitext(name)[1].lower())
+    if fmt in (InputFormat.NPY, InputFormat.NPZ):
+        read_file(name, "a .npy or .npz file", head=True)  # says why a file cannot be read
+        return _from_numpy(name, name, fmt)
+    fast = _fast_csv_file(name, fmt)
+    if fast is not None:
+        return fast
+    data = read_file(name, "a .json, .csv or .tsv file of embeddings")
     return loads(data, source=name, input_format=fmt)
 
 
-def read_file(name: str, wanted: str) -> bytes:
-    """A file's bytes, or an AttnError that says why not (`wanted` names what to give)."""
+def _fast_csv_file(name: str, fmt: InputFormat | None) -> Embeddings | None:
+    """A long CSV or TSV file read by np.loadtxt straight from disk (see csv_input);
+    None for anything else, or whenever the exact parser should have its say."""
+    if fmt not in (None, InputFormat.CSV, InputFormat.TSV):
+        return None
+    try:
+        if os.path.getsize(name) < _FAST_MIN_BYTES:
+            return None
+        with open(name, "rb") as handle:
+            head = handle.read(1 << 16).decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None  # the exact parser says what is wrong
+    head = head[: head.rfind("\n") + 1]  # whole lines only
+    if fmt is None:
+        fmt = _sniff(head)
+    if fmt is InputFormat.JSON:
+        return None
+    from .csv_input import from_csv_path
+
+    return from_csv_path(name, head, "\t" if fmt is InputFormat.TSV else ",")
+
+
+def read_file(name: str, wanted: str, head: bool = False) -> bytes:
+    """A file's bytes (the first few with `head`), or an AttnError that says why not
+    (`wanted` names what to give)."""
     if os.path.isdir(name):
         raise AttnError(f"{name} is a directory; give {wanted}")
     try:
         with open(name, "rb") as handle:
-            return handle.read()
+            return handle.read(16) if head else handle.read()
     except FileNotFoundError:
         raise AttnError(f"{name}: no such file; check the path") from None
     except PermissionError:
@@ -141,7 +175,16 @@ def read_file(name: str, wanted: str) -> bytes:
 def loads(
     data: str | bytes, source: str = "<input>", input_format: InputFormat | None = None
 ) -> Embeddings:
-    """Parse token embeddings from JSON/CSV/TSV text or UTF-8 bytes."""
+    """Parse token embeddings from JSON/CSV/TSV text or UTF-8 bytes, or the bytes of a
+    .npy or .npz file."""
+    if isinstance(data, bytes) and (
+        input_format in (InputFormat.NPY, InputFormat.NPZ)
+        or data.startswith((_NPY_MAGIC, _ZIP_MAGIC))
+    ):
+        fmt = input_format or (InputFormat.NPY if data.startswith(_NPY_MAGIC) else InputFormat.NPZ)
+        return _from_numpy(io.BytesIO(data), source, fmt)
+    if input_format in (InputFormat.NPY, InputFormat.NPZ):
+        raise AttnError(f"{source}: text, not a .{input_format.value} file; drop --input-format")
     text = data if isinstance(data, str) else decode_text(data, source)
     text = text.removeprefix("\ufeff")
     if not text.strip():
@@ -152,9 +195,71 @@ def loads(
         )
     fmt = input_format or _sniff(text)
     if fmt is InputFormat.JSON:
-        return _from_json(text, source)
+        from .json_input import from_json
+
+        return from_json(text, source)
+    from .csv_input import from_csv
+
     delimiter = "\t" if fmt is InputFormat.TSV else ","
-    return _from_csv(text, source, delimiter, fmt)
+    return from_csv(text, source, delimiter, fmt)
+
+
+def _from_numpy(file: str | io.BytesIO, source: str, fmt: InputFormat) -> Embeddings:
+    """A .npy array (memory-mapped when it is a file) or a .npz archive's "embeddings"
+    (and "tokens"), checked like any other input."""
+    try:
+        if fmt is InputFormat.NPY:
+            if isinstance(file, str):
+                loaded = np.load(file, mmap_mode="r", allow_pickle=False)
+            else:
+                loaded = np.load(file, allow_pickle=False)
+            if not isinstance(loaded, np.ndarray):
+                loaded.close()
+                raise AttnError(f"{source}: a .npz archive, not a .npy array; name it .npz")
+            matrix, names = loaded, None
+        else:
+            archive = np.load(file, allow_pickle=False)
+            if isinstance(archive, np.ndarray):
+                raise AttnError(f"{source}: a .npy array, not a .npz archive; name it .npy")
+            with archive:
+                keys = list(archive.files)
+                if "embeddings" not in keys and len(keys) != 1:
+                    held = ", ".join(keys) or "nothing"
+                    raise AttnError(
+                        f'{source}: a .npz archive needs an array named "embeddings" (and '
+                        f'"tokens", if the tokens have names); it holds {held}'
+                    )
+                matrix = archive["embeddings" if "embeddings" in keys else keys[0]]
+                names = archive["tokens"] if "tokens" in keys else None
+    except AttnError:
+        raise
+    except Exception as exc:  # numpy and zipfile raise many kinds for a damaged file
+        if isinstance(exc, MemoryError):
+            raise
+        raise AttnError(
+            f"{source}: not a readable .{fmt.value} file ({exc}); save it with "
+            f"numpy.{'save' if fmt is InputFormat.NPY else 'savez'}"
+        ) from None
+    if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise AttnError(
+            f"{source}: the array has shape {matrix.shape}; give a T x d_in matrix, one "
+            "row per token (at least one token, one dimension)"
+        )
+    if matrix.dtype.kind not in "fiu":
+        raise AttnError(f"{source}: the array holds {matrix.dtype} values; give numbers")
+    if matrix.dtype.kind != "f" or matrix.dtype.itemsize < 4:
+        matrix = matrix.astype(np.float64)  # integers and float16: widened once
+    if names is None:
+        tokens = tuple(f"x{i + 1}" for i in range(matrix.shape[0]))
+    else:
+        if names.ndim != 1 or len(names) != matrix.shape[0] or names.dtype.kind not in "US":
+            raise AttnError(f'{source}: "tokens" must be {matrix.shape[0]} strings, one per row')
+        tokens = tuple(str(name) for name in names.tolist())
+    for start in range(0, matrix.shape[0], 1 << 16):  # in slices: a memory map stays light
+        part = np.asarray(matrix[start : start + (1 << 16)])
+        if not np.isfinite(part).all():
+            check_finite(part, tokens[start:], source, first_row=start)
+    return Embeddings(tokens, matrix, source)
 
 
 def decode_text(data: bytes, source: str) -> str:
@@ -195,168 +300,16 @@ def decode_text(data: bytes, source: str) -> str:
 _JSON_START = re.compile(r'\s*(\{|\[\s*([\[{"\-\d.\]tfnNI]|$))')
 
 
-def _looks_like_json(text: str) -> bool:
+def looks_like_json(text: str) -> bool:
     return _JSON_START.match(text) is not None
 
 
 def _sniff(text: str) -> InputFormat:
-    if _looks_like_json(text):
+    if looks_like_json(text):
         return InputFormat.JSON
     stripped = text.lstrip()
     first_line = stripped.split("\n", 1)[0]
     return InputFormat.TSV if "\t" in first_line else InputFormat.CSV
-
-
-# ---------------------------------------------------------------- JSON
-
-
-class _NonFiniteLiteralError(ValueError):
-    pass
-
-
-def _reject_constant(literal: str) -> Any:
-    # Python's json accepts NaN and Infinity; strict JSON (and attn) does not.
-    raise _NonFiniteLiteralError(literal)
-
-
-def parse_json(text: str, source: str, forms: str) -> Any:
-    """Strict JSON (no NaN or Infinity), or an AttnError with the line and column;
-    `forms` says what was expected."""
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except _NonFiniteLiteralError as exc:
-        where = _locate(text, str(exc))
-        raise AttnError(
-            f"{source}: {where}{exc} is not a number JSON allows; every value must be a "
-            "finite number"
-        ) from None
-    except json.JSONDecodeError as exc:
-        hint = ""
-        if not _looks_like_json(text):
-            hint = "; if it is CSV or TSV, pass --input-format csv or tsv"
-        elif exc.pos >= len(text.rstrip()):
-            hint = "; the text ends before the JSON does (cut short?)"
-        raise AttnError(
-            f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}{hint}"
-        ) from None
-    except RecursionError:
-        raise AttnError(f"{source}: JSON nested too deeply; {forms}") from None
-
-
-def _from_json(text: str, source: str) -> Embeddings:
-    obj = parse_json(text, source, _FORMS)
-    if isinstance(obj, dict):
-        if "command" in obj and "values" in obj:
-            return _from_attn_output(obj, source)
-        if "embeddings" in obj:
-            return _from_tokens_and_embeddings(obj, source)
-        if "tokens" in obj:
-            raise AttnError(f'{source}: has "tokens" but no "embeddings"; {_FORMS}')
-        if not obj:
-            raise AttnError(f"{source}: the JSON object is empty; {_FORMS}")
-        tokens = tuple(obj)
-        for token, vector in obj.items():
-            if not isinstance(vector, list):
-                raise AttnError(
-                    f"{source}: token {token!r} maps to {describe(vector)}, "
-                    f"not a list of numbers; {_FORMS}"
-                )
-        return Embeddings(tokens, _matrix(list(obj.values()), tokens, source), source)
-    if isinstance(obj, list):
-        if obj and all(_is_number(v) for v in obj):
-            raise AttnError(
-                f"{source}: a flat list of numbers is one vector, not a list of tokens; "
-                "wrap each token's vector in a list: [[0.43, 0.15], [0.55, 0.87]]"
-            )
-        tokens = tuple(f"x{i + 1}" for i in range(len(obj)))
-        return Embeddings(tokens, _matrix(obj, tokens, source), source)
-    raise AttnError(f"{source}: the JSON is {describe(obj)}; {_FORMS}")
-
-
-def _from_tokens_and_embeddings(obj: dict[str, Any], source: str) -> Embeddings:
-    rows = obj["embeddings"]
-    if not isinstance(rows, list):
-        raise AttnError(f'{source}: "embeddings" is {describe(rows)}; {_FORMS}')
-    if "tokens" not in obj:
-        tokens = tuple(f"x{i + 1}" for i in range(len(rows)))
-    else:
-        tokens = _tokens(obj["tokens"], source)
-        if len(tokens) != len(rows):
-            raise AttnError(
-                f'{source}: {len(tokens)} "tokens" but {len(rows)} "embeddings" rows; '
-                "give one vector per token"
-            )
-    return Embeddings(tokens, _matrix(rows, tokens, source), source)
-
-
-def _from_attn_output(obj: dict[str, Any], source: str) -> Embeddings:
-    command = obj.get("command")
-    if command not in VECTOR_COMMANDS:
-        raise AttnError(
-            f"{source}: this is the output of `attn {command}`, not embeddings; pipe the "
-            "output of `attn context -f json` (one vector per token) into the next layer"
-        )
-    if obj.get("query") is not None:
-        raise AttnError(
-            f"{source}: this `attn {command}` output holds one --query row only; "
-            "run it without --query to pass every token on"
-        )
-    tokens = _tokens(obj.get("tokens"), source)
-    rows = obj["values"]
-    if not isinstance(rows, list) or len(rows) != len(tokens):
-        raise AttnError(f'{source}: "values" must hold one vector per token ({len(tokens)})')
-    return Embeddings(tokens, _matrix(rows, tokens, source), source)
-
-
-def _tokens(value: Any, source: str) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise AttnError(f'{source}: "tokens" is {describe(value)}; give a list of strings')
-    for i, token in enumerate(value):
-        if not isinstance(token, str):
-            raise AttnError(
-                f"{source}: token {i} is {describe(token)}, not a string; "
-                f"quote it: {json.dumps(str(token))}"
-            )
-    return tuple(value)
-
-
-def _matrix(rows: list[Any], tokens: Sequence[str], source: str) -> NDArray[np.float64]:
-    """Check a JSON list of vectors (numbers only, one length, finite) and convert it."""
-    if not rows:
-        raise AttnError(f"{source}: no tokens; give at least one token's vector")
-    width = None
-    for i, row in enumerate(rows):
-        where = f"row {i + 1} (token {tokens[i]!r})"
-        if not isinstance(row, list):
-            raise AttnError(f"{source}: {where} is {describe(row)}, not a list of numbers")
-        if width is None:
-            width = len(row)
-            if width == 0:
-                raise AttnError(
-                    f"{source}: {where} is an empty vector; give each token d_in ≥ 1 numbers"
-                )
-        elif len(row) != width:
-            raise AttnError(
-                f"{source}: {where} has {len(row)} numbers, but row 1 has {width}; "
-                "every vector needs the same length"
-            )
-        for j, value in enumerate(row):
-            if not _is_number(value):
-                hint = ""
-                if isinstance(value, list):
-                    hint = " (a 3-d array?); give one flat vector of numbers per token"
-                elif isinstance(value, str) and _is_numeric_cell(value):
-                    hint = f"; write it without quotes: {value.strip()}"
-                raise AttnError(
-                    f"{source}: {where}, column {j + 1}: {describe(value)} is not a number{hint}"
-                )
-    matrix = np.array(rows, dtype=np.float64)
-    _check_finite(matrix, tokens, source)
-    return matrix
-
-
-def _is_number(value: Any) -> bool:
-    return type(value) is float or type(value) is int  # bool is an int subclass: not a number
 
 
 def describe(value: Any) -> str:
@@ -375,130 +328,19 @@ def describe(value: Any) -> str:
     return "an object"
 
 
-def _locate(text: str, literal: str) -> str:
-    match = re.search(r"-?\b" + re.escape(literal.lstrip("-")) + r"\b", text)
-    if match is None:
-        return ""
-    line = text.count("\n", 0, match.start()) + 1
-    column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
-    return f"line {line}, column {column}: "
-
-
-# ---------------------------------------------------------------- CSV / TSV
-
-
-def _is_numeric_cell(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _from_csv(text: str, source: str, delimiter: str, fmt: InputFormat) -> Embeddings:
-    if _looks_like_json(text):
-        raise AttnError(
-            f"{source}: looks like JSON but is being read as {fmt.value.upper()}; "
-            "pass --input-format json (or give the file a .json name)"
-        )
-    # csv refuses fields over 128 KiB by default; a long quoted token is still a token
-    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows: list[tuple[int, list[str]]] = []  # (line number, cells)
-    try:
-        for cells in reader:
-            if any(cell.strip() for cell in cells):  # blank lines separate nothing
-                rows.append((reader.line_num, cells))
-    except csv.Error as exc:
-        raise AttnError(
-            f"{source}: line {reader.line_num}: malformed {fmt.value.upper()} ({exc})"
-        ) from None
-    if not rows:
-        raise AttnError(
-            f"{source}: no data, only empty cells; give one row per token: the token, "
-            "then its numbers"
-        )
-    first = rows[0][1]
-    is_header = (len(rows) > 1 and first[0].strip() == "") or (
-        len(first) > 1 and not any(_is_numeric_cell(cell) for cell in first[1:])
-    )
-    if len(first) == 1 and not _is_numeric_cell(first[0]) and len(rows) > 1:
-        is_header = True  # a one-column file: a name over plain numbers
-    header = first if is_header else None
-    data = rows[1:] if is_header else rows
-    if not data:
-        raise AttnError(
-            f"{source}: only a header row ({delimiter.join(first)!s}); "
-            "add one row per token: the token, then its numbers"
-        )
-    has_tokens = (header is not None and header[0].strip().casefold() in TOKEN_HEADERS) or any(
-        not _is_numeric_cell(cells[0]) for _, cells in data
-    )
-    width = len(header) if header is not None else len(data[0][1])
-    if has_tokens and width < 2:
-        raise AttnError(
-            f"{source}: line {data[0][0]} has a token but no numbers; "
-            "each row needs the token, then its embedding values"
-        )
-    first_value = 1 if has_tokens else 0
-    tokens: list[str] = []
-    matrix = np.empty((len(data), width - first_value), dtype=np.float64)
-    for i, (line, cells) in enumerate(data):
-        if len(cells) != width:
-            like = "the header" if header is not None else f"line {data[0][0]}"
-            hint = _delimiter_hint(cells, delimiter)
-            raise AttnError(
-                f"{source}: line {line} has {_cells(len(cells))}, but {like} has {width}; "
-                f"every row needs the same columns{hint}"
-            )
-        token = cells[0] if has_tokens else f"x{i + 1}"
-        tokens.append(token)
-        for j in range(first_value, width):
-            cell = cells[j]
-            column = f"column {j + 1}" + (f" ({header[j]!r})" if header is not None else "")
-            if not cell.strip():
-                raise AttnError(
-                    f"{source}: line {line}, {column}, token {token!r}: "
-                    "empty cell; fill in a number"
-                )
-            try:
-                value = float(cell)
-            except ValueError:
-                raise AttnError(
-                    f"{source}: line {line}, {column}, token {token!r}: {cell.strip()!r} "
-                    "is not a number"
-                ) from None
-            if not math.isfinite(value):
-                raise AttnError(
-                    f"{source}: line {line}, {column}, token {token!r}: {cell.strip()!r} "
-                    "is not a finite number; every embedding value must be finite"
-                )
-            matrix[i, j - first_value] = value
-    return Embeddings(tuple(tokens), matrix, source)
-
-
-def _cells(count: int) -> str:
-    return "1 cell" if count == 1 else f"{count} cells"
-
-
-def _delimiter_hint(cells: list[str], delimiter: str) -> str:
-    other = "\t" if delimiter == "," else ","
-    if any(other in cell for cell in cells):
-        name = "tabs" if other == "\t" else "commas"
-        return f" (this line seems to use {name}: use one delimiter throughout)"
-    return ""
-
-
-# ---------------------------------------------------------------- shared checks
-
-
-def _check_finite(matrix: NDArray[np.float64], tokens: Sequence[str], source: str) -> None:
+def check_finite(
+    matrix: NDArray[np.floating[Any]], tokens: Sequence[str], source: str, first_row: int = 0
+) -> None:
+    """An AttnError naming the first value that is not a finite number."""
     bad = np.argwhere(~np.isfinite(matrix))
     if bad.size:
         i, j = (int(k) for k in bad[0])
+        value = float(matrix[i, j])
+        what = "a number too large for float64 (beyond ±1.8e308); rescale the embeddings"
+        if np.isnan(value) or matrix.dtype.itemsize < 8:
+            what = f"{value} is not a finite number; every embedding value must be finite"
         raise AttnError(
-            f"{source}: row {i + 1} (token {tokens[i]!r}), column {j + 1}: a number too "
-            "large for float64 (beyond ±1.8e308); rescale the embeddings"
+            f"{source}: row {first_row + i + 1} (token {tokens[i]!r}), column {j + 1}: {what}"
         )
 
 

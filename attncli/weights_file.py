@@ -27,7 +27,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import AttnError
-from .loading import decode_text, describe, parse_json, read_file
+from .json_input import parse_json
+from .loading import decode_text, describe, read_file
 from .modes import Layout, Projections
 
 _ROLES = ("query", "key", "value")

@@ -18,6 +18,8 @@ ALLOWED = {
     "options": set(),
     "rng": {"numpy"},
     "loading": {"numpy"},
+    "json_input": {"numpy"},
+    "csv_input": {"numpy"},
     "modes": {"numpy"},
     "weights_file": {"numpy"},
     "render": {"numpy", "rich"},

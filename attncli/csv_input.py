@@ -1,0 +1,229 @@
+"""CSV and TSV input: the exact parser, and a fast path for long inputs.
+
+The exact parser (csv, then float() cell by cell) says precisely where a problem is.
+For long inputs the fast path reads everything with np.loadtxt in one C pass, the token
+column as a string field beside the numbers; anything unusual sends the input back to
+the exact parser, so the fast path never changes a result or a message.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import AttnError
+from .loading import TOKEN_HEADERS, Embeddings, InputFormat, looks_like_json
+
+# Inputs shorter than this go straight to the exact parser.
+FAST_MIN_CHARS = 1 << 20
+# Tokens as loadtxt reads them are fixed-width strings, at least this wide (or four
+# times the longest in the first lines); a token that fills the width might have been
+# cut, so such an input is left to the exact parser.
+_FAST_TOKEN_CHARS = 32
+_SAMPLE_LINES = 50  # lines read by csv to decide on the header and token column
+
+
+def _is_numeric_cell(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _from_csv(text: str, source: str, delimiter: str, fmt: InputFormat) -> Embeddings:
+    if looks_like_json(text):
+        raise AttnError(
+            f"{source}: looks like JSON but is being read as {fmt.value.upper()}; "
+            "pass --input-format json (or give the file a .json name)"
+        )
+    # csv refuses fields over 128 KiB by default; a long quoted token is still a token
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows: list[tuple[int, list[str]]] = []  # (line number, cells)
+    try:
+        for cells in reader:
+            if any(cell.strip() for cell in cells):  # blank lines separate nothing
+                rows.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise AttnError(
+            f"{source}: line {reader.line_num}: malformed {fmt.value.upper()} ({exc})"
+        ) from None
+    if not rows:
+        raise AttnError(
+            f"{source}: no data, only empty cells; give one row per token: the token, "
+            "then its numbers"
+        )
+    first = rows[0][1]
+    is_header = (len(rows) > 1 and first[0].strip() == "") or (
+        len(first) > 1 and not any(_is_numeric_cell(cell) for cell in first[1:])
+    )
+    if len(first) == 1 and not _is_numeric_cell(first[0]) and len(rows) > 1:
+        is_header = True  # a one-column file: a name over plain numbers
+    header = first if is_header else None
+    data = rows[1:] if is_header else rows
+    if not data:
+        raise AttnError(
+            f"{source}: only a header row ({delimiter.join(first)!s}); "
+            "add one row per token: the token, then its numbers"
+        )
+    has_tokens = (header is not None and header[0].strip().casefold() in TOKEN_HEADERS) or any(
+        not _is_numeric_cell(cells[0]) for _, cells in data
+    )
+    width = len(header) if header is not None else len(data[0][1])
+    if has_tokens and width < 2:
+        raise AttnError(
+            f"{source}: line {data[0][0]} has a token but no numbers; "
+            "each row needs the token, then its embedding values"
+        )
+    first_value = 1 if has_tokens else 0
+    tokens: list[str] = []
+    matrix = np.empty((len(data), width - first_value), dtype=np.float64)
+    for i, (line, cells) in enumerate(data):
+        if len(cells) != width:
+            like = "the header" if header is not None else f"line {data[0][0]}"
+            hint = _delimiter_hint(cells, delimiter)
+            raise AttnError(
+                f"{source}: line {line} has {_cells(len(cells))}, but {like} has {width}; "
+                f"every row needs the same columns{hint}"
+            )
+        token = cells[0] if has_tokens else f"x{i + 1}"
+        tokens.append(token)
+        for j in range(first_value, width):
+            cell = cells[j]
+            column = f"column {j + 1}" + (f" ({header[j]!r})" if header is not None else "")
+            if not cell.strip():
+                raise AttnError(
+                    f"{source}: line {line}, {column}, token {token!r}: "
+                    "empty cell; fill in a number"
+                )
+            try:
+                value = float(cell)
+            except ValueError:
+                raise AttnError(
+                    f"{source}: line {line}, {column}, token {token!r}: {cell.strip()!r} "
+                    "is not a number"
+                ) from None
+            if not math.isfinite(value):
+                raise AttnError(
+                    f"{source}: line {line}, {column}, token {token!r}: {cell.strip()!r} "
+                    "is not a finite number; every embedding value must be finite"
+                )
+            matrix[i, j - first_value] = value
+    return Embeddings(tuple(tokens), matrix, source)
+
+
+def _cells(count: int) -> str:
+    return "1 cell" if count == 1 else f"{count} cells"
+
+
+def _delimiter_hint(cells: list[str], delimiter: str) -> str:
+    other = "\t" if delimiter == "," else ","
+    if any(other in cell for cell in cells):
+        name = "tabs" if other == "\t" else "commas"
+        return f" (this line seems to use {name}: use one delimiter throughout)"
+    return ""
+
+
+# ---------------------------------------------------------------- shared checks
+
+
+def from_csv(text: str, source: str, delimiter: str, fmt: InputFormat) -> Embeddings:
+    """Token embeddings from CSV or TSV text; long inputs take the fast path if they can."""
+    if len(text) >= FAST_MIN_CHARS and not looks_like_json(text):
+        lines = text.split("\n")
+
+        def from_lines(dtype: np.dtype[Any], skip: int) -> NDArray[Any]:
+            return np.loadtxt(
+                lines[skip:],
+                delimiter=delimiter,
+                dtype=dtype,
+                ndmin=1,
+                comments=None,
+                quotechar='"',
+            )
+
+        fast = _fast(lines[:_SAMPLE_LINES], source, delimiter, from_lines)
+        if fast is not None:
+            return fast
+    return _from_csv(text, source, delimiter, fmt)
+
+
+def from_csv_path(path: str, head: str, delimiter: str) -> Embeddings | None:
+    """The fast path straight from a file (np.loadtxt reads it in C), given its first
+    lines `head`; None to leave it to the exact parser."""
+
+    def from_file(dtype: np.dtype[Any], skip: int) -> NDArray[Any]:
+        return np.loadtxt(
+            path,
+            delimiter=delimiter,
+            dtype=dtype,
+            ndmin=1,
+            comments=None,
+            quotechar='"',
+            skiprows=skip,
+            encoding="utf-8-sig",
+        )
+
+    if looks_like_json(head):
+        return None
+    return _fast(head.split("\n")[:_SAMPLE_LINES], path, delimiter, from_file)
+
+
+def _fast(
+    sample_lines: list[str],
+    source: str,
+    delimiter: str,
+    load_table: Callable[[np.dtype[Any], int], NDArray[Any]],
+) -> Embeddings | None:
+    """Decide on the header and token column from the first lines, as the exact parser
+    would, then read everything with one np.loadtxt call; None whenever in doubt."""
+    if not sample_lines or not sample_lines[0].strip():
+        return None
+    sample = list(csv.reader(sample_lines[:-1] or sample_lines, delimiter=delimiter))
+    if len(sample) < 2 or any(not any(cell.strip() for cell in cells) for cells in sample):
+        return None
+    first = sample[0]
+    if len(first) == 1:
+        return None
+    is_header = first[0].strip() == "" or not any(_is_numeric_cell(cell) for cell in first[1:])
+    header = first if is_header else None
+    data = sample[1:] if is_header else sample
+    has_tokens = (header is not None and header[0].strip().casefold() in TOKEN_HEADERS) or any(
+        not _is_numeric_cell(cells[0]) for cells in data
+    )
+    n_numbers = len(first) - has_tokens
+    fields: list[tuple[str, str]] = [(f"d{k}", "f8") for k in range(n_numbers)]
+    longest = max((len(cells[0]) for cells in data), default=1)
+    token_chars = max(_FAST_TOKEN_CHARS, 4 * longest)
+    dtype = np.dtype([("token", f"U{token_chars}"), *fields] if has_tokens else fields)
+    try:
+        table = load_table(dtype, 1 if is_header else 0)
+    except (ValueError, IndexError):
+        return None
+    n_rows = table.shape[0]
+    if n_rows == 0:
+        return None
+    # The numbers sit side by side in each record, after the token: one strided view,
+    # one copy.
+    offset = dtype.fields["d0"][1]  # type: ignore[index]
+    block = np.ndarray(
+        (n_rows, n_numbers), np.float64, table, offset, (table.strides[0], 8)
+    )  # (n, record) -> (n, d)
+    matrix = np.ascontiguousarray(block)
+    if not np.isfinite(matrix).all():
+        return None
+    if has_tokens:
+        names = table["token"]
+        if int(np.char.str_len(names).max(initial=0)) >= token_chars:
+            return None  # perhaps cut: let the exact parser read it
+        tokens = tuple(names.tolist())
+    else:
+        tokens = tuple(f"x{i + 1}" for i in range(n_rows))
+    return Embeddings(tokens, matrix, source)

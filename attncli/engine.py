@@ -30,9 +30,14 @@ from . import core
 
 F = TypeVar("F", bound=np.floating[Any])
 
-# Bytes of working memory the blocks may use, beyond inputs and outputs.
-BLOCK_BUDGET = 128 * 1024 * 1024
-MAX_BLOCK_ROWS = 256  # more rows per block stop paying off in BLAS and cost cache
+# Bytes of working memory a block may use, beyond inputs and outputs (measured on two
+# cores: rows of 256 to 512 keys-wide blocks are fastest; smaller blocks cost BLAS
+# efficiency, larger ones cache).
+BLOCK_BUDGET = 224 * 1024 * 1024
+MAX_BLOCK_ROWS = 512
+# Bytes per element that drawing a dropout mask needs beside the scores: two 32-bit
+# draws, widened to 64 bits, the uniform double and the mask itself.
+_DROPOUT_BYTES = 40
 # Smallest row sum after the bound shift that keeps full precision: the largest term is
 # then far from underflow (exp(-600) in float64, exp(-40) in float32).
 _MIN_SUM = {np.dtype(np.float64): np.exp(-600.0), np.dtype(np.float32): float(np.exp(-40.0))}
@@ -40,11 +45,11 @@ _MIN_SUM = {np.dtype(np.float64): np.exp(-600.0), np.dtype(np.float32): float(np
 KeepFn = Callable[[NDArray[np.intp]], NDArray[np.bool_]]  # rows -> (n, T) dropout keep mask
 
 
-def block_rows(n_keys: int, itemsize: int, budget: int | None = None) -> int:
+def block_rows(n_keys: int, itemsize: int, budget: int | None = None, dropout: bool = False) -> int:
     """How many query rows' worth of (rows x keys) scores fit `budget` (BLOCK_BUDGET by
-    default), with room for a dropout mask and its raw draws beside them."""
+    default), with room for a dropout mask and its draws beside them when needed."""
     budget = BLOCK_BUDGET if budget is None else budget
-    per_row = n_keys * (itemsize + 1 + 8)
+    per_row = n_keys * (itemsize + (_DROPOUT_BYTES if dropout else 0))
     return int(max(1, min(MAX_BLOCK_ROWS, budget // max(per_row, 1))))
 
 
@@ -94,40 +99,64 @@ def fast_context(
     out = np.empty((n, d), dtype=Q.dtype)
     if n == 0:
         return out
-    Qs = Q * dtype(scale)  # the scale folded into the queries once
+    budget = BLOCK_BUDGET if budget is None else budget
     with np.errstate(over="ignore", invalid="ignore"):
-        shift = np.linalg.norm(Qs, axis=1) * np.max(np.linalg.norm(K, axis=1))  # (n,)
-    Qa = np.concatenate([Qs, -shift[:, np.newaxis].astype(Q.dtype)], axis=1)  # (n, d+1)
-    KaT = np.empty((d + 1, T), dtype=Q.dtype)  # [K | 1].T: the shift rides the matmul
-    KaT[:d] = K.T
-    KaT[d] = 1
-    V1 = np.empty((T, d + 1), dtype=Q.dtype)  # [V | 1]: the row sums ride the matmul
-    V1[:, :d] = V
-    V1[:, d] = 1
-    block = block_rows(T, Q.dtype.itemsize, budget)
-    buffer = np.empty((block, T), dtype=Q.dtype)
+        k_max = float(np.max(np.linalg.norm(K, axis=1)))  # for the shift bound
+    # The fast form keeps [K | 1].T and [V | 1] beside K and V: worth it while those
+    # copies are small next to the working memory; past that, two more passes per
+    # block do the same without them, and memory stays bounded at any length.
+    copies = 2 * T * (d + 1) * Q.dtype.itemsize
+    augmented = copies <= budget // 2
+    if augmented:
+        budget -= copies
+        KaT = np.empty((d + 1, T), dtype=Q.dtype)  # the shift rides the first matmul
+        KaT[:d] = K.T
+        KaT[d] = 1
+        V1 = np.empty((T, d + 1), dtype=Q.dtype)  # the row sums ride the second
+        V1[:, :d] = V
+        V1[:, d] = 1
+    block = block_rows(T, Q.dtype.itemsize, budget, dropout=keep is not None)
+    buffer = np.empty(block * T, dtype=Q.dtype)  # flat, so every block's view is contiguous
+    queries = np.empty((block, d + 1), dtype=Q.dtype)
     sums = np.empty((block, d + 1), dtype=Q.dtype)
     min_sum = _MIN_SUM[Q.dtype]
     for start in range(0, n, block):
         stop = min(n, start + block)
+        b = stop - start
         block_pos = rows[start:stop]  # (b,)
         width = int(block_pos[-1]) + 1 if causal else T  # later keys are masked for all
-        S = buffer[: stop - start, :width]
+        S = buffer[: b * width].reshape(b, width)  # (b, w)
+        qa = queries[:b]
         with np.errstate(over="ignore", invalid="ignore"):
-            np.matmul(Qa[start:stop], KaT[:, :width], out=S)  # (b, d+1) @ (d+1, w) -> (b, w)
-            if causal:
-                S[core.causal_mask(block_pos, width)] = -np.inf
-            np.exp(S, out=S)
-            acc = sums[: stop - start]
-            block_keep = None
-            if keep is None:
-                np.matmul(S, V1[:width], out=acc)  # (b, w) @ (w, d+1) -> (b, d+1)
-                totals = acc[:, d]
+            np.multiply(Q[start:stop], dtype(scale), out=qa[:, :d])  # the scale, folded in
+            # any shift at least the row's largest score gives the same weights
+            shift = np.linalg.norm(qa[:, :d], axis=1) * dtype(k_max)  # (b,)
+            if augmented:
+                qa[:, d] = -shift
+                np.matmul(qa, KaT[:, :width], out=S)  # (b, d+1) @ (d+1, w) -> (b, w)
             else:
+                np.matmul(qa[:, :d], K[:width].T, out=S)  # (b, d) @ (d, w) -> (b, w)
+                S -= shift[:, np.newaxis]
+            if causal:  # only keys after the block's first row can be in anyone's future
+                first = int(block_pos[0]) + 1
+                future = np.arange(first, width)[np.newaxis, :] > block_pos[:, np.newaxis]
+                S[:, first:width][future] = -np.inf
+            np.exp(S, out=S)
+            acc = sums[:b]
+            block_keep = None
+            if keep is not None:
                 block_keep = keep(block_pos)  # (b, T), drawn once, in stream order
                 totals = S.sum(axis=1)  # the softmax's sums come before dropout
                 S *= block_keep[:, :width]
-                np.matmul(S, V1[:width], out=acc)
+            if augmented:
+                np.matmul(S, V1[:width], out=acc)  # (b, w) @ (w, d+1) -> (b, d+1)
+                if keep is None:
+                    totals = acc[:, d]
+            else:
+                np.matmul(S, V[:width], out=acc[:, :d])  # (b, w) @ (w, d) -> (b, d)
+                if keep is None:
+                    totals = S.sum(axis=1)
+            if keep is not None:
                 acc[:, :d] *= dtype(keep_scale)
             np.divide(acc[:, :d], totals[:, np.newaxis], out=out[start:stop])
         loose = ~(totals >= min_sum) | ~np.isfinite(out[start:stop]).all(axis=1)

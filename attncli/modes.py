@@ -400,7 +400,8 @@ def compute(
     keep_all = np.empty(shape, bool) if prepared.dropout is not None else None
     contexts = []
     keep_scale = dropout_scale(prepared.params.dropout) if prepared.dropout else 1.0
-    block = engine.block_rows(n_tokens, dtype.itemsize)
+    # compute() keeps every matrix anyway; blocks only bound the temporaries
+    block = engine.block_rows(n_tokens, 4 * dtype.itemsize, dropout=prepared.dropout is not None)
     with np.errstate(over="ignore", invalid="ignore"):
         for h in range(prepared.heads):
             Q, K, V = prepared.head(h)
@@ -467,7 +468,7 @@ def context(
 
             contexts.append(
                 engine.fast_context(
-                    Q[rows],
+                    Q if len(rows) == prepared.n_tokens else Q[rows],  # no copy for all rows
                     K,
                     V,
                     prepared.scale,
@@ -498,7 +499,10 @@ def iter_rows(
     n_tokens = prepared.n_tokens
     rows = _rows(n_tokens, query, None)
     keep_scale = dropout_scale(prepared.params.dropout) if prepared.dropout else 1.0
-    block = engine.block_rows(n_tokens, prepared.keys.dtype.itemsize)
+    # exact_rows holds scores, weights and their temporaries: about four matrices' worth
+    block = engine.block_rows(
+        n_tokens, 4 * prepared.keys.dtype.itemsize, dropout=prepared.dropout is not None
+    )
     total = prepared.heads * len(rows)
     for h in range(prepared.heads):
         Q, K, V = prepared.head(h)

@@ -68,6 +68,25 @@ def test_exact_rows_in_blocks_equal_one_block(monkeypatch: pytest.MonkeyPatch) -
     np.testing.assert_allclose(pieces.context_vecs, whole.context_vecs, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("budget", [None, 4000], ids=["augmented", "two-more-passes"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_both_forms_of_the_fast_kernel(budget: int | None, causal: bool) -> None:
+    """Short inputs keep [K | 1] and [V | 1] copies; long ones (here: a tiny budget)
+    subtract the shift and sum the rows in passes of their own. Same numbers."""
+    rng = np.random.default_rng(5)
+    Q, K, V = (rng.normal(size=(30, 4)) for _ in range(3))
+    rows = np.arange(30)
+    fast = engine.fast_context(Q, K, V, 0.5, rows, causal, budget=budget)
+    exact = engine.exact_rows(Q, K, V, 0.5, rows, causal)[3]
+    np.testing.assert_allclose(fast, exact, rtol=1e-12, atol=1e-14)
+    keep = rng.random((30, 30)) < 0.7
+    fast = engine.fast_context(
+        Q, K, V, 0.5, rows, causal, lambda r: keep[r], 1 / 0.7, budget=budget
+    )
+    exact = engine.exact_rows(Q, K, V, 0.5, rows, causal, keep, 1 / 0.7)[3]
+    np.testing.assert_allclose(fast, exact, rtol=1e-12, atol=1e-14)
+
+
 def test_a_loose_shift_falls_back_to_the_exact_row() -> None:
     """A key of huge norm that no query points at makes |q| max|k| far above every
     score: exp() would underflow to 0 for the whole row, so the row is done exactly."""

@@ -217,9 +217,10 @@ def from_json(text: str, source: str) -> Embeddings:
 def _fast(text: str, source: str) -> Embeddings | None:
     """The numbers' region, parsed by np.loadtxt, the rest by json; or None to leave
     the input to the exact parser."""
-    stripped = text.strip()
-    if stripped.startswith("[["):
-        start, end, rest = text.index("["), len(text.rstrip()) - 1, None
+    # Indices, not slices, until the one split: each copy of a long text costs time.
+    first = len(text) - len(text.lstrip())
+    if text.startswith("[[", first) or text.startswith("[ ", first):
+        start, end, rest = first, len(text.rstrip()) - 1, None
     else:
         key = _ROWS_KEY.search(text)
         if key is None:
@@ -230,13 +231,20 @@ def _fast(text: str, source: str) -> Embeddings | None:
             return None
         end = end_match.end() - 1
         rest = text[:start] + "[]" + text[end + 1 :]
-    region = text[start + 1 : end]  # the rows, without the outer brackets
-    if '"' in region or "{" in region:
+    # the rows lie between the outer brackets at start and end
+    if text.find('"', start, end) >= 0 or text.find("{", start, end) >= 0:
         return None
-    rows = [row.lstrip(_ROW_TRIM) for row in region.replace("\n", " ").split("]")]
-    if rows and not rows[-1].strip(", \t\r"):
-        rows.pop()  # what follows the last row's bracket
-    if not rows or region.count("[") != len(rows):  # exactly one "[" per row: 2-d
+    open_row = text.find("[", start + 1, end)  # the first row's bracket
+    close_row = text.rfind("]", start, end)  # the last row's
+    if open_row < 0 or close_row < 0 or text[start + 1 : open_row].strip():
+        return None
+    rows = text[open_row + 1 : close_row].split("], [")  # json.dumps's own spacing
+    if "]" in rows[-1] or "[" in rows[0]:  # another spacing: trim each row instead
+        region = text[start + 1 : end].replace("\n", " ")
+        rows = [row.lstrip(_ROW_TRIM) for row in region.split("]")]
+        if rows and not rows[-1].strip(", \t\r"):
+            rows.pop()  # what follows the last row's bracket
+    if not rows or text.count("[", start + 1, end) != len(rows):  # one "[" a row: 2-d
         return None
     try:
         matrix = np.loadtxt(rows, delimiter=",", dtype=np.float64, ndmin=2, comments=None)

@@ -46,7 +46,15 @@ _FORMAT_BY_EXTENSION = {
     ".csv": OutputFormat.CSV,
     ".txt": OutputFormat.TABLE,
     ".npy": OutputFormat.NPY,
+    ".md": OutputFormat.MARKDOWN,
+    ".markdown": OutputFormat.MARKDOWN,
+    ".svg": OutputFormat.SVG,
+    ".html": OutputFormat.HTML,
+    ".htm": OutputFormat.HTML,
 }
+# Formats drawn by rich (the table, or explain's panels) and formats rounded to --precision.
+_DRAWN = (OutputFormat.TABLE, OutputFormat.SVG, OutputFormat.HTML)
+_ROUNDED = (*_DRAWN, OutputFormat.MARKDOWN)
 TABLE_MAX_ROWS = 40  # longer tables show their first and last rows
 
 
@@ -201,10 +209,17 @@ def execute(request: Request) -> None:
 
         weights = load_weights(request.weights, embeddings.d_in)
 
-    if output_format is OutputFormat.TABLE:
+    if output_format in _DRAWN:
         rows = _table_rows(len(embeddings.tokens), query)
         result = compute(embeddings, request.params, query, weights, rows)
-        _write_table(request, result)
+        _write_drawn(request, result, output_format)
+        return
+    if output_format is OutputFormat.MARKDOWN:
+        from . import render
+
+        result = compute(embeddings, request.params, query, weights)
+        with _sink(request.output, binary=False) as write:
+            write(render.to_markdown(result, request.command, request.precision))
         return
     if request.command == "explain":
         from . import explain
@@ -303,8 +318,9 @@ def _output_format(request: Request) -> OutputFormat:
         extension = os.path.splitext(request.output)[1].lower()
         if extension not in _FORMAT_BY_EXTENSION:
             raise AttnError.usage(
-                f"cannot tell the format of -o {request.output} from its extension; "
-                "add -f json, -f csv, -f npy or -f table (or name it .json, .csv, .npy or .txt)"
+                f"cannot tell the format of -o {request.output} from its extension; add -f "
+                "json, csv, npy, markdown, svg, html or table (or name it .json, .csv, .npy, "
+                ".md, .svg, .html or .txt)"
             )
         return _FORMAT_BY_EXTENSION[extension]
     return OutputFormat.TABLE if stdout_is_terminal() else OutputFormat.JSON
@@ -346,10 +362,11 @@ def _check_flags(request: Request, output_format: OutputFormat) -> None:
             f"--dropout has no effect on `attn {request.command}` (dropout acts on the "
             "weights after the softmax); use attn weights or attn context, or drop --dropout"
         )
-    if request.command == "explain" and output_format in (OutputFormat.CSV, OutputFormat.NPY):
+    if request.command == "explain" and output_format not in (*_DRAWN, OutputFormat.JSON):
         raise AttnError.usage(
-            f"attn explain writes panels (-f table) or one JSON object (-f json), not "
-            f"{output_format.value}; for numbers use attn scores, weights or context"
+            f"attn explain writes panels (-f table, svg or html) or one JSON object "
+            f"(-f json), not {output_format.value}; for numbers use attn scores, weights or "
+            "context"
         )
     if output_format is OutputFormat.NPY and request.output is None and stdout_is_terminal():
         raise AttnError.usage(
@@ -360,11 +377,12 @@ def _check_flags(request: Request, output_format: OutputFormat) -> None:
         raise AttnError.usage(
             f"--precision {request.precision} is out of range; tables show 0 to 15 decimals"
         )
-    if "precision" in request.explicit and output_format is not OutputFormat.TABLE:
+    if "precision" in request.explicit and output_format not in _ROUNDED:
         why = "" if request.format or request.output else " (stdout is not a terminal)"
         raise AttnError.usage(
             f"--precision only rounds tables, and the output is {output_format.value}{why}, "
-            "which keeps full precision; add -f table, or drop --precision"
+            "which keeps full precision; add -f table (or markdown, svg, html), or drop "
+            "--precision"
         )
     if request.input is None and "input_format" in request.explicit and not stdin_is_piped():
         raise AttnError.usage(
@@ -470,7 +488,20 @@ def _console(request: Request | None, file: IO[str] | None = None) -> Console:
     )
 
 
-def _write_table(request: Request, result: AttentionResult) -> None:
+def _write_drawn(request: Request, result: AttentionResult, output_format: OutputFormat) -> None:
+    """A table (or explain's panels): on the terminal, into a text file, or recorded as
+    an SVG picture or an HTML page."""
+    if output_format is not OutputFormat.TABLE:
+        from . import render
+
+        renderable = _renderable(request, result, render.PICTURE_WIDTH)
+        title = f"attn {request.command}"
+        picture = render.export_picture(
+            renderable, output_format.value, title, color=request.color is not False
+        )
+        with _sink(request.output, binary=False) as write:
+            write(picture)
+        return
     buffer = io.StringIO() if request.output is not None else None
     console = _console(request, buffer)
     renderable = _renderable(request, result, console.width)

@@ -24,6 +24,9 @@ class OutputFormat(str, enum.Enum):
     JSON = "json"
     CSV = "csv"
     NPY = "npy"
+    MARKDOWN = "markdown"
+    SVG = "svg"
+    HTML = "html"
 
 
 COMMANDS = ("scores", "weights", "context", "queries", "keys", "values", "explain")
@@ -252,7 +255,8 @@ FLAGS: tuple[Flag, ...] = (
         "choice",
         None,
         "Output format. Default: table on a terminal, JSON when piped; with -o, from the "
-        "file's extension (.json, .csv, .txt, .npy).",
+        "file's extension (.json .csv .npy .md .svg .html .txt). svg and html: the coloured "
+        "table as a picture or page; markdown: a table to paste into a post.",
         OUTPUT_PANEL,
         choices=OutputFormat,
         show_default=False,
@@ -262,7 +266,8 @@ FLAGS: tuple[Flag, ...] = (
         ("--precision",),
         "int",
         4,
-        "Decimals shown in tables (JSON, CSV and .npy keep full precision).",
+        "Decimals shown in tables, Markdown, SVG and HTML (JSON, CSV and .npy keep full "
+        "precision).",
         OUTPUT_PANEL,
         metavar="INT",
     ),
@@ -281,8 +286,8 @@ FLAGS: tuple[Flag, ...] = (
         ("--color/--no-color",),
         "switch",
         None,
-        "Colour the table even when piped, or never. Default: on a terminal, unless "
-        "NO_COLOR is set.",
+        "Colour the table even when piped, or never (SVG and HTML are coloured unless "
+        "--no-color). Default: on a terminal, unless NO_COLOR is set.",
         OUTPUT_PANEL,
         show_default=False,
     ),

@@ -21,7 +21,7 @@ from .modes import AttentionParams, AttentionResult, Mode, Projections
 from .rng import dropout_scale
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
     from rich.style import Style
 
 # What each command shows, named after the book's tensors.
@@ -250,6 +250,112 @@ def to_csv(result: AttentionResult, command: str) -> str:
     """A result as attn's CSV output (the whole text at once)."""
     layout, blocks = _layout_of(result, command)
     return "".join(csv_chunks(layout, blocks))
+
+
+# ---------------------------------------------------------------- Markdown
+
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\|*_`[]<>#~"})
+
+
+def _md(text: str) -> str:
+    """A token as Markdown shows it literally (a `|` would split the cell)."""
+    return text.translate(_MARKDOWN_SPECIAL) or " "
+
+
+def to_markdown(result: AttentionResult, command: str, precision: int = 4) -> str:
+    """A GitHub-flavoured Markdown table (one per head) at `precision` decimals, ready to
+    paste into a post: tokens as row and column headers, each row's largest value in
+    bold, masked (and dropped) cells in italics, the settings below."""
+    shown = view(result, command)
+    heads = shown.heads
+    masked = _masked_cells(result, shown)
+    lines: list[str] = []
+    for h in range(heads):
+        if heads > 1:
+            lines += [f"**{command}, head {h} of {heads}**", ""]
+        lines.append("| token | " + " | ".join(_md(c) for c in shown.col_labels) + " |")
+        lines.append("|---|" + "---:|" * len(shown.col_labels))
+        for i, label in enumerate(shown.row_labels):
+            row = shown.values[h, i]
+            finite = row[np.isfinite(row)]
+            row_max = float(finite.max()) if finite.size and shown.kind != "vectors" else None
+            cells = []
+            for j, value in enumerate(row.tolist()):
+                text = _format(value, precision)
+                if masked is not None and masked[h, i, j]:
+                    text = f"*{text if shown.kind == 'scores' else '0'}*"
+                elif row_max is not None and value == row_max:
+                    text = f"**{text}**"
+                cells.append(text)
+            name = _md(label)
+            if shown.query_index is not None:
+                name = f"**{name}**"
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    notes = [settings_line(result)]
+    if masked is not None:
+        notes.append("*italic*: masked (causal) or dropped (dropout); **bold**: each row's largest")
+    elif shown.kind != "vectors":
+        notes.append("**bold**: each row's largest")
+    lines.append("<sub>" + " · ".join(_md_plain(note) for note in notes) + "</sub>")
+    return "\n".join(lines) + "\n"
+
+
+def _md_plain(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _masked_cells(result: AttentionResult, shown: View) -> NDArray[np.bool_] | None:
+    """(H, n, m): cells that are masked or dropped rather than computed, if any."""
+    if shown.kind == "vectors":
+        return None
+    masked = ~np.isfinite(shown.values)
+    if result.params.mode is Mode.CAUSAL and shown.kind == "weights":
+        future = np.arange(shown.values.shape[2])[np.newaxis, :] > result.rows[:, np.newaxis]
+        masked = masked | future[np.newaxis]
+    if shown.kind == "weights" and result.dropout_keep is not None:
+        masked = masked | ~result.dropout_keep
+    return masked if masked.any() else None
+
+
+# ---------------------------------------------------------------- SVG and HTML
+
+PICTURE_WIDTH = 120  # the widest a picture gets; narrower tables make narrower pictures
+
+
+def export_picture(renderable: RenderableType, kind: str, title: str, color: bool = True) -> str:
+    """A rich renderable as the terminal would show it, as an SVG picture or a
+    standalone HTML page, as wide as it needs (at most PICTURE_WIDTH columns)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    probe = Console(width=PICTURE_WIDTH, file=io.StringIO())
+    needed = Measurement.get(probe, probe.options, renderable).maximum
+    console = Console(
+        width=max(20, min(PICTURE_WIDTH, needed)),
+        file=io.StringIO(),
+        record=True,
+        force_terminal=True,
+        color_system="truecolor",
+        highlight=False,
+    )
+    console.print(renderable if color else _Colourless(renderable))
+    if kind == "svg":
+        return console.export_svg(title=title)
+    return console.export_html(inline_styles=True)
+
+
+class _Colourless:
+    """A renderable drawn without colour (bold, dim and italics stay): a recorded
+    console keeps the colours of what it prints even with no_color set."""
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.segment import Segment
+
+        yield from Segment.remove_color(console.render(self.renderable, options))
 
 
 # ---------------------------------------------------------------- .npy

@@ -16,6 +16,8 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__, cli
+from .errors import AttnError
+from .loading import book_example, load
 from .options import COMMANDS, EXAMPLES, FLAGS, HELP, INPUT_HELP, Flag, Parsed, real, whole
 
 # click's exception base, found through Typer's public BadParameter, so this works
@@ -114,6 +116,19 @@ def _checked(convert: Callable[[Any], Any], what: str) -> Callable[[Any], Any]:
     return parse
 
 
+def complete_query(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of --query: the tokens of the INPUT named on the command line
+    (the book's six without one) that start with what was typed, case-insensitively."""
+    source = ctx.params.get("input")
+    try:
+        tokens = book_example().tokens if source is None else load(source).tokens
+    except AttnError:
+        return []
+    folded = incomplete.casefold()
+    matches = [t for t in dict.fromkeys(tokens) if t.casefold().startswith(folded)]
+    return matches[:200]
+
+
 def _annotation(flag: Flag) -> Any:
     """The Annotated type Typer reads a flag's option from."""
     options: dict[str, Any] = {
@@ -121,6 +136,8 @@ def _annotation(flag: Flag) -> Any:
         "rich_help_panel": flag.panel,
         "show_default": flag.show_default,
     }
+    if flag.name == "query":
+        options["autocompletion"] = complete_query
     if flag.metavar:
         options["metavar"] = flag.metavar
     python_type: Any
@@ -187,5 +204,8 @@ for _name in COMMANDS:
 def run_typer(argv: Sequence[str]) -> int:
     """Run the Typer app on `argv`; the exit status."""
     command = typer.main.get_command(app)
-    status = command.main(args=list(argv), prog_name="attn", standalone_mode=False)
+    try:
+        status = command.main(args=list(argv), prog_name="attn", standalone_mode=False)
+    except SystemExit as done:  # shell completion answers and exits
+        return int(done.code or 0) if isinstance(done.code, int) else 0
     return int(status) if isinstance(status, int) else 0

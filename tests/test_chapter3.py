@@ -440,7 +440,7 @@ def test_explain_elides_long_inputs_but_keeps_the_query(
         ),
         (
             ["explain", "-f", "csv"],
-            "attn explain writes panels (-f table) or one JSON object (-f json), not csv",
+            "attn explain writes panels (-f table, svg or html) or one JSON object (-f json), not csv",
         ),
         (["context", "-m", "causal", "--heads", "0"], "--heads 0 is too small"),
     ],

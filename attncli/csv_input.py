@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import AttnError
-from .loading import TOKEN_HEADERS, Embeddings, InputFormat, looks_like_json
+from .loading import TOKEN_HEADERS, Embeddings, InputFormat, is_numeric_text, looks_like_json
 
 # Inputs shorter than this go straight to the exact parser.
 FAST_MIN_CHARS = 1 << 20
@@ -27,14 +27,6 @@ FAST_MIN_CHARS = 1 << 20
 # cut, so such an input is left to the exact parser.
 _FAST_TOKEN_CHARS = 32
 _SAMPLE_LINES = 50  # lines read by csv to decide on the header and token column
-
-
-def _is_numeric_cell(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def _from_csv(text: str, source: str, delimiter: str, fmt: InputFormat) -> Embeddings:
@@ -62,9 +54,9 @@ def _from_csv(text: str, source: str, delimiter: str, fmt: InputFormat) -> Embed
         )
     first = rows[0][1]
     is_header = (len(rows) > 1 and first[0].strip() == "") or (
-        len(first) > 1 and not any(_is_numeric_cell(cell) for cell in first[1:])
+        len(first) > 1 and not any(is_numeric_text(cell) for cell in first[1:])
     )
-    if len(first) == 1 and not _is_numeric_cell(first[0]) and len(rows) > 1:
+    if len(first) == 1 and not is_numeric_text(first[0]) and len(rows) > 1:
         is_header = True  # a one-column file: a name over plain numbers
     header = first if is_header else None
     data = rows[1:] if is_header else rows
@@ -74,7 +66,7 @@ def _from_csv(text: str, source: str, delimiter: str, fmt: InputFormat) -> Embed
             "add one row per token: the token, then its numbers"
         )
     has_tokens = (header is not None and header[0].strip().casefold() in TOKEN_HEADERS) or any(
-        not _is_numeric_cell(cells[0]) for _, cells in data
+        not is_numeric_text(cells[0]) for _, cells in data
     )
     width = len(header) if header is not None else len(data[0][1])
     if has_tokens and width < 2:
@@ -192,11 +184,11 @@ def _fast(
     first = sample[0]
     if len(first) == 1:
         return None
-    is_header = first[0].strip() == "" or not any(_is_numeric_cell(cell) for cell in first[1:])
+    is_header = first[0].strip() == "" or not any(is_numeric_text(cell) for cell in first[1:])
     header = first if is_header else None
     data = sample[1:] if is_header else sample
     has_tokens = (header is not None and header[0].strip().casefold() in TOKEN_HEADERS) or any(
-        not _is_numeric_cell(cells[0]) for cells in data
+        not is_numeric_text(cells[0]) for cells in data
     )
     n_numbers = len(first) - has_tokens
     fields: list[tuple[str, str]] = [(f"d{k}", "f8") for k in range(n_numbers)]

@@ -18,7 +18,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import AttnError
-from .loading import VECTOR_COMMANDS, Embeddings, check_finite, describe, looks_like_json
+from .loading import (
+    VECTOR_COMMANDS,
+    Embeddings,
+    check_finite,
+    describe,
+    is_numeric_text,
+    looks_like_json,
+)
 
 # Inputs shorter than this go straight to the exact parser (the fast path's set-up
 # would cost more than it saves).
@@ -165,7 +172,7 @@ def _matrix(rows: list[Any], tokens: Sequence[str], source: str) -> NDArray[np.f
                 hint = ""
                 if isinstance(value, list):
                     hint = " (a 3-d array?); give one flat vector of numbers per token"
-                elif isinstance(value, str) and _is_numeric_text(value):
+                elif isinstance(value, str) and is_numeric_text(value):
                     hint = f"; write it without quotes: {value.strip()}"
                 raise AttnError(
                     f"{source}: {where}, column {j + 1}: {describe(value)} is not a number{hint}"
@@ -173,14 +180,6 @@ def _matrix(rows: list[Any], tokens: Sequence[str], source: str) -> NDArray[np.f
     matrix = np.array(rows, dtype=np.float64)
     check_finite(matrix, tokens, source)
     return matrix
-
-
-def _is_numeric_text(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _is_number(value: Any) -> bool:

@@ -312,6 +312,15 @@ def _sniff(text: str) -> InputFormat:
     return InputFormat.TSV if "\t" in first_line else InputFormat.CSV
 
 
+def is_numeric_text(text: str) -> bool:
+    """Whether float() reads `text` as a number (nan and inf included)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def describe(value: Any) -> str:
     """A JSON value as a message names it: 'a string ("abc")', 'null', 'a list of 3 items'."""
     if value is None:

@@ -6,9 +6,10 @@
 [0.3061, 0.821]
 """
 
+from .attention import compute, context, prepare
 from .errors import AttnError, ExitStatus
 from .loading import Embeddings, InputFormat, book_example, load, loads
-from .modes import AttentionParams, AttentionResult, Init, Mode, Projections, compute
+from .modes import AttentionParams, AttentionResult, Init, Mode, Projections
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,8 @@ __all__ = [
     "__version__",
     "book_example",
     "compute",
+    "context",
     "load",
     "loads",
+    "prepare",
 ]

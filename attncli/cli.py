@@ -23,19 +23,10 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
+from .attention import Prepared, compute, prepare, size_text
 from .errors import AttnError, ExitStatus
 from .loading import Embeddings, InputFormat, book_example, load, loads
-from .modes import (
-    AttentionParams,
-    AttentionResult,
-    DType,
-    Init,
-    Mode,
-    Prepared,
-    compute,
-    prepare,
-    size_text,
-)
+from .modes import AttentionParams, AttentionResult, DType, Init, Mode
 from .options import OutputFormat, Parsed, parse
 
 if TYPE_CHECKING:
@@ -245,7 +236,7 @@ def _stream(
 ) -> None:
     """JSON, CSV or .npy, written block by block: memory stays bounded however long
     the input, and so does the output's own text."""
-    from . import modes, render
+    from . import attention, render
 
     command = request.command
     n_tokens = prepared.n_tokens
@@ -256,11 +247,11 @@ def _stream(
     dtype = np.dtype(request.params.dtype.value)
     with _progress(prepared.heads * n_rows * n_tokens, f"attn {command}") as progress:
         if command in ("scores", "weights"):
-            blocks: Iterable[Any] = modes.iter_rows(prepared, command, query, progress)
+            blocks: Iterable[Any] = attention.iter_rows(prepared, command, query, progress)
             columns = tokens
         else:
             if command == "context":
-                matrix = modes.context(prepared, query, progress=progress)
+                matrix = attention.context(prepared, query, progress=progress)
             else:
                 source = {
                     "queries": prepared.queries,

@@ -78,7 +78,7 @@ def view(result: AttentionResult, command: str) -> View:
 
 
 class Setup(Protocol):
-    """What produced the numbers: an AttentionResult or a modes.Prepared."""
+    """What produced the numbers: an AttentionResult or an attention.Prepared."""
 
     @property
     def embeddings(self) -> Embeddings: ...

@@ -21,6 +21,7 @@ ALLOWED = {
     "json_input": {"numpy"},
     "csv_input": {"numpy"},
     "modes": {"numpy"},
+    "attention": {"numpy"},
     "weights_file": {"numpy"},
     "render": {"numpy", "rich"},
     "render_explain": {"numpy", "rich"},

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attncli import AttentionParams, Embeddings, compute, engine, modes
+from attncli import AttentionParams, Embeddings, attention, compute, engine
 from attncli.rng import DropoutStream, TorchGenerator
 
 
@@ -41,7 +41,7 @@ def test_blocked_context_equals_direct(block: int, T: int, case: dict) -> None:
     emb = embeddings(T, 5)
     params = AttentionParams(**case)
     direct = compute(emb, params).context_vecs
-    blocked = modes.context(modes.prepare(emb, params))
+    blocked = attention.context(attention.prepare(emb, params))
     np.testing.assert_allclose(blocked, direct, rtol=1e-12, atol=1e-12)
 
 
@@ -49,9 +49,9 @@ def test_blocked_context_equals_direct(block: int, T: int, case: dict) -> None:
 def test_one_query_row_equals_that_row(block: int, case: dict) -> None:
     emb = embeddings(11, 3)
     params = AttentionParams(**case)
-    full = modes.context(modes.prepare(emb, params))
+    full = attention.context(attention.prepare(emb, params))
     for i in (0, 5, 10):
-        one = modes.context(modes.prepare(emb, params), query=i)
+        one = attention.context(attention.prepare(emb, params), query=i)
         np.testing.assert_allclose(one[0], full[i], rtol=1e-12, atol=1e-12)
         row = compute(emb, params, query=i)
         np.testing.assert_allclose(row.context_vecs[0], full[i], rtol=1e-12, atol=1e-12)
@@ -112,8 +112,8 @@ def test_blocked_equals_direct_on_random_inputs(
     emb = embeddings(T, d, seed=T * 7 + d, scale=scale)
     params = AttentionParams(mode=mode)
     direct = compute(emb, params).context_vecs
-    Q, K, V = modes.prepare(emb, params).head(0)
-    prepared = modes.prepare(emb, params)
+    Q, K, V = attention.prepare(emb, params).head(0)
+    prepared = attention.prepare(emb, params)
     rows = np.arange(T)
     blocked = engine.fast_context(
         Q, K, V, prepared.scale, rows, prepared.causal, budget=block * T * 17
@@ -124,8 +124,8 @@ def test_blocked_equals_direct_on_random_inputs(
 def test_float32_follows_float64_to_float32_precision() -> None:
     emb = embeddings(50, 8)
     for mode in ("plain", "causal"):
-        f64 = modes.context(modes.prepare(emb, AttentionParams(mode=mode)))
-        f32 = modes.context(modes.prepare(emb, AttentionParams(mode=mode, dtype="float32")))
+        f64 = attention.context(attention.prepare(emb, AttentionParams(mode=mode)))
+        f32 = attention.context(attention.prepare(emb, AttentionParams(mode=mode, dtype="float32")))
         assert f32.dtype == np.float32
         np.testing.assert_allclose(f32, f64, rtol=2e-5, atol=2e-6)
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attncli import AttnError, Embeddings, cli, compute, loading, loads, modes
+from attncli import AttnError, Embeddings, attention, cli, compute, loading, loads
 from attncli.loading import InputFormat
 
 from .conftest import DATA, Invoke
@@ -244,12 +244,12 @@ class TestOutput:
         assert row.attn_weights.shape == (1, 1, 200_000)
 
     def test_the_memory_check_uses_what_is_free(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(modes, "available_memory", lambda: 1000 * 1024)
-        modes.check_memory(10, 10, 1, 48, "attn scores")  # 4.7 KiB: fine
+        monkeypatch.setattr(attention, "available_memory", lambda: 1000 * 1024)
+        attention.check_memory(10, 10, 1, 48, "attn scores")  # 4.7 KiB: fine
         with pytest.raises(
             AttnError, match=r"attn scores for 200 tokens needs about 1\.8 MiB .* about 1000\.0 KiB"
         ):
-            modes.check_memory(200, 200, 1, 48, "attn scores")
+            attention.check_memory(200, 200, 1, 48, "attn scores")
 
 
 class TestDebug:

@@ -483,11 +483,11 @@ def _write_drawn(request: Request, result: AttentionResult, output_format: Outpu
     """A table (or explain's panels): on the terminal, into a text file, or recorded as
     an SVG picture or an HTML page."""
     if output_format is not OutputFormat.TABLE:
-        from . import render
+        from . import render_table
 
-        renderable = _renderable(request, result, render.PICTURE_WIDTH)
+        renderable = _renderable(request, result, render_table.PICTURE_WIDTH)
         title = f"attn {request.command}"
-        picture = render.export_picture(
+        picture = render_table.export_picture(
             renderable, output_format.value, title, color=request.color is not False
         )
         with _sink(request.output, binary=False) as write:
@@ -512,9 +512,9 @@ def _renderable(request: Request, result: AttentionResult, width: int) -> Render
         from . import explain, render_explain
 
         return render_explain.render(explain.walkthrough(result), request.precision)
-    from . import render
+    from . import render_table
 
-    return render.to_table(result, request.command, request.precision, width)
+    return render_table.to_table(result, request.command, request.precision, width)
 
 
 _CHUNK = 1 << 16  # characters per write to stdout

@@ -11,7 +11,8 @@ import pytest
 from rich.console import Console
 
 from attncli import AttentionParams, Embeddings, book_example, compute, loads
-from attncli.render import heat_rgb, to_csv, to_json, to_table, visible_columns
+from attncli.render import to_csv, to_json
+from attncli.render_table import heat_rgb, to_table, visible_columns
 
 from .conftest import expected
 

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import engine
-from .errors import AttnError
+from .errors import AttnError, size_text
 from .loading import Embeddings
 from .modes import (
     AttentionParams,
@@ -69,15 +69,6 @@ def check_memory(n_tokens: int, n_rows: int, heads: int, bytes_per_score: int, w
         f"attention matrix, but about {size_text(available)} of memory is free; ask for less: "
         "--query TOKEN computes one row, and a shorter input shrinks it quadratically"
     )
-
-
-def size_text(n_bytes: float) -> str:
-    """Bytes as people read them: 5.2 TiB."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n_bytes < 1024 or unit == "PiB":
-            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1024
-    return f"{n_bytes:.1f} PiB"
 
 
 @dataclass(frozen=True)

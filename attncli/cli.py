@@ -8,29 +8,27 @@ help, completion and mistakes; rich only when a table or a progress bar is drawn
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import os
 import stat
 import sys
-import tempfile
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__
-from .attention import Prepared, compute, prepare, size_text
+from . import __version__, output
+from .attention import Prepared, compute, prepare
 from .errors import AttnError, ExitStatus
 from .loading import Embeddings, InputFormat, book_example, load, loads
 from .modes import AttentionParams, AttentionResult, DType, Init, Mode
 from .options import OutputFormat, Parsed, parse
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import RenderableType
 
 _FORMAT_BY_EXTENSION = {
     ".json": OutputFormat.JSON,
@@ -123,10 +121,6 @@ def _set_debug(value: bool) -> None:
     _debug = _debug or value
 
 
-class ClosedPipeError(Exception):
-    """stdout's reader has gone (`| head`): stop quietly."""
-
-
 def guarded(
     action: Callable[[], int | None],
     click_message: Callable[[Exception], str | None] | None = None,
@@ -141,7 +135,7 @@ def guarded(
     except AttnError as exc:
         _traceback_if_debugging()
         return _fail(exc.message, exc.status)
-    except ClosedPipeError:
+    except output.ClosedPipeError:
         return ExitStatus.CLOSED_PIPE
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
@@ -209,14 +203,14 @@ def execute(request: Request) -> None:
         from . import render
 
         result = compute(embeddings, request.params, query, weights)
-        with _sink(request.output, binary=False) as write:
+        with output.sink(request.output, binary=False) as write:
             write(render.to_markdown(result, request.command, request.precision))
         return
     if request.command == "explain":
         from . import explain
 
         result = compute(embeddings, request.params, query, weights)
-        with _sink(request.output, binary=False) as write:
+        with output.sink(request.output, binary=False) as write:
             write(explain.to_json(explain.walkthrough(result)))
         return
     prepared = prepare(embeddings, request.params, weights)
@@ -245,7 +239,7 @@ def _stream(
     tokens = prepared.embeddings.tokens
     binary = output_format is OutputFormat.NPY
     dtype = np.dtype(request.params.dtype.value)
-    with _progress(prepared.heads * n_rows * n_tokens, f"attn {command}") as progress:
+    with output.progress(prepared.heads * n_rows * n_tokens, f"attn {command}") as progress:
         if command in ("scores", "weights"):
             blocks: Iterable[Any] = attention.iter_rows(prepared, command, query, progress)
             columns = tokens
@@ -270,8 +264,8 @@ def _stream(
         )
         if request.output is not None:
             per_value = dtype.itemsize if binary else _TEXT_BYTES
-            _check_disk(request.output, heads * n_rows * len(columns) * per_value, command)
-        with _sink(request.output, binary) as write:
+            output.check_disk(request.output, heads * n_rows * len(columns) * per_value, command)
+        with output.sink(request.output, binary) as write:
             if output_format is OutputFormat.JSON:
                 chunks: Iterable[str | bytes] = render.json_chunks(prepared, layout, blocks)
             elif output_format is OutputFormat.CSV:
@@ -283,23 +277,6 @@ def _stream(
 
 
 _TEXT_BYTES = 20  # a number in JSON or CSV: its digits and a separator
-
-
-def _check_disk(path: str, needed: int, command: str) -> None:
-    """Refuse up front an output file the disk cannot hold, rather than fill it."""
-    import shutil  # only when writing a file: it costs start-up time
-
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return  # a missing folder is reported when the file is opened
-    if needed > free:
-        raise AttnError(
-            f"attn {command} would write about {size_text(needed)} to {path}, but only about "
-            f"{size_text(free)} is free there; ask for less: --query TOKEN gives one row, "
-            "attn context gives one vector per token"
-        )
 
 
 def _output_format(request: Request) -> OutputFormat:
@@ -417,11 +394,6 @@ def stdout_is_terminal() -> bool:
     return sys.stdout is not None and sys.stdout.isatty()
 
 
-def stderr_is_terminal() -> bool:
-    """Whether a person watches stderr (then long work shows a progress bar)."""
-    return sys.stderr is not None and sys.stderr.isatty()
-
-
 def _read_input(request: Request) -> Embeddings:
     if request.input == "-" or (request.input is None and stdin_is_piped()):
         data = sys.stdin.buffer.read() if sys.stdin is not None else b""
@@ -438,46 +410,6 @@ def _read_input(request: Request) -> Embeddings:
 
 # ---------------------------------------------------------------- writing
 
-# Work (heads x rows x tokens) below which no progress bar is worth drawing: about a second.
-_PROGRESS_WORK = 20_000_000
-
-
-@contextlib.contextmanager
-def _progress(work: int, what: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress callback, (done, total) -> None, drawing a rich bar on stderr for long
-    work when stderr is a terminal (never when piped); None otherwise."""
-    if work < _PROGRESS_WORK or not stderr_is_terminal():
-        yield None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True, console=_console(None, sys.stderr)) as bar:
-        task = bar.add_task(what, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
-def _console(request: Request | None, file: IO[str] | None = None) -> Console:
-    """A rich console: stdout's (colour as the terminal, NO_COLOR and --color say), or one
-    writing into `file` (a table written to a file: no colour unless --color, 100
-    columns)."""
-    from rich.console import Console
-
-    color = request.color if request is not None else None
-    if isinstance(file, io.StringIO):
-        return Console(
-            file=file,
-            width=100,
-            force_terminal=bool(color),
-            no_color=not color,
-            highlight=False,
-        )
-    return Console(
-        file=file,
-        force_terminal=True if color else None,
-        no_color=True if color is False else None,
-        highlight=False,
-    )
-
 
 def _write_drawn(request: Request, result: AttentionResult, output_format: OutputFormat) -> None:
     """A table (or explain's panels): on the terminal, into a text file, or recorded as
@@ -490,20 +422,20 @@ def _write_drawn(request: Request, result: AttentionResult, output_format: Outpu
         picture = render_table.export_picture(
             renderable, output_format.value, title, color=request.color is not False
         )
-        with _sink(request.output, binary=False) as write:
+        with output.sink(request.output, binary=False) as write:
             write(picture)
         return
     buffer = io.StringIO() if request.output is not None else None
-    console = _console(request, buffer)
+    console = output.console(request.color, buffer)
     renderable = _renderable(request, result, console.width)
     if buffer is None:
         try:
             console.print(renderable)
         except BrokenPipeError:
-            _closed_pipe()
+            output.closed_pipe()
         return
     console.print(renderable)
-    with _sink(request.output, binary=False) as write:
+    with output.sink(request.output, binary=False) as write:
         write(buffer.getvalue())
 
 
@@ -515,87 +447,3 @@ def _renderable(request: Request, result: AttentionResult, width: int) -> Render
     from . import render_table
 
     return render_table.to_table(result, request.command, request.precision, width)
-
-
-_CHUNK = 1 << 16  # characters per write to stdout
-
-
-@contextlib.contextmanager
-def _sink(path: str | None, binary: bool) -> Iterator[Callable[[Any], object]]:
-    """Where the output goes, as a write function: stdout in flushed pieces, or a file
-    written through a temporary file and renamed only when everything worked."""
-    if path is None:
-        stream: Any = sys.stdout.buffer if binary else sys.stdout
-
-        def write_stdout(chunk: Any) -> None:
-            # In pieces, each flushed: one huge write() into a pipe the reader has closed
-            # can end as a short write that Python does not report.
-            try:
-                for start in range(0, len(chunk), _CHUNK):
-                    stream.write(chunk[start : start + _CHUNK])
-                    stream.flush()
-            except BrokenPipeError:
-                _closed_pipe()
-
-        yield write_stdout
-        return
-    with _atomic_file(path, binary) as handle:
-        yield lambda chunk: handle.write(chunk)
-
-
-def _closed_pipe() -> None:
-    # The reader (e.g. `head`) has what it wanted. Point stdout at /dev/null so the
-    # interpreter's final flush does not complain, and leave quietly.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    with contextlib.suppress(OSError, ValueError):  # stdout without a file descriptor
-        os.dup2(devnull, sys.stdout.fileno())
-    raise ClosedPipeError
-
-
-@contextlib.contextmanager
-def _atomic_file(path: str, binary: bool) -> Iterator[IO[Any]]:
-    """A temporary file beside `path`, renamed onto it when the block ends without an
-    error and removed when it does not: a reader never sees half a file, and an error
-    leaves the old file as it was."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise AttnError(f"-o {path} is a directory; give a file name such as {path}/result.json")
-    if not os.path.isdir(folder):
-        raise AttnError(f"-o {path}: the folder {folder} does not exist; create it first")
-    try:
-        handle, temporary = tempfile.mkstemp(
-            dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-        )
-    except OSError as exc:
-        raise AttnError(f"-o {path}: cannot write in {folder} ({exc.strerror or exc})") from None
-    try:
-        if binary:
-            with os.fdopen(handle, "wb") as stream:
-                yield stream
-        else:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-                yield stream
-        os.chmod(temporary, _file_mode(path))
-        os.replace(temporary, path)
-    except BaseException as exc:
-        os.unlink(temporary)
-        if isinstance(exc, OSError):
-            raise AttnError(f"-o {path}: cannot write it ({exc.strerror or exc})") from None
-        raise
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write `text` to `path` atomically (see _atomic_file)."""
-    with _atomic_file(path, binary=False) as stream:
-        stream.write(text)
-
-
-def _file_mode(path: str) -> int:
-    """Keep an existing file's permissions; give a new one the usual umask-based ones
-    (mkstemp's are private to the owner)."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask

@@ -32,3 +32,12 @@ class AttnError(Exception):
     def usage(cls, message: str) -> AttnError:
         """An error in how attn was called (exit code 2), not in the data."""
         return cls(message, ExitStatus.BAD_USAGE)
+
+
+def size_text(n_bytes: float) -> str:
+    """Bytes as people read them: 5.2 TiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n_bytes < 1024 or unit == "PiB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} PiB"

@@ -28,6 +28,7 @@ ALLOWED = {
     "render_table": {"numpy", "rich"},
     "explain": {"numpy"},
     "cli": {"numpy", "rich"},
+    "output": {"rich"},
     "typer_app": {"typer"},
     "__init__": set(),
     "__main__": set(),

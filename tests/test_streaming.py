@@ -163,15 +163,15 @@ def test_float32_output(attn: Invoke, tokens: tuple[Path, Embeddings], tmp_path:
 
 
 def test_progress_bar_only_for_long_work_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    from attncli import cli
+    from attncli import output
 
-    monkeypatch.setattr(cli, "stderr_is_terminal", lambda: False)
-    with cli._progress(10**12, "attn context") as progress:
+    monkeypatch.setattr(output, "stderr_is_terminal", lambda: False)
+    with output.progress(10**12, "attn context") as progress:
         assert progress is None  # piped stderr: never
-    monkeypatch.setattr(cli, "stderr_is_terminal", lambda: True)
-    with cli._progress(10, "attn context") as progress:
+    monkeypatch.setattr(output, "stderr_is_terminal", lambda: True)
+    with output.progress(10, "attn context") as progress:
         assert progress is None  # short work: not worth a bar
-    with cli._progress(10**12, "attn context") as progress:
+    with output.progress(10**12, "attn context") as progress:
         assert progress is not None
         progress(5, 10)
 
@@ -179,9 +179,9 @@ def test_progress_bar_only_for_long_work_on_a_terminal(monkeypatch: pytest.Monke
 def test_long_work_piped_prints_nothing_but_the_result(
     attn: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from attncli import cli
+    from attncli import output
 
-    monkeypatch.setattr(cli, "_PROGRESS_WORK", 1)  # everything counts as long work
+    monkeypatch.setattr(output, "PROGRESS_WORK", 1)  # everything counts as long work
     path = tmp_path / "x.json"
     path.write_text(
         json.dumps(np.random.default_rng(0).normal(size=(50, 3)).tolist()), encoding="utf-8"

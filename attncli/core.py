@@ -68,13 +68,6 @@ def split_heads(x: NDArray[F], heads: int) -> NDArray[F]:
     return split
 
 
-def merge_heads(x: NDArray[F]) -> NDArray[F]:
-    """(H, n, d) -> (n, H*d): the heads side by side, as `transpose(1, 2).view(b, T, d_out)`."""
-    heads, n, width = x.shape
-    merged: NDArray[F] = x.transpose(1, 0, 2).reshape(n, heads * width)  # (H, n, d) -> (n, H*d)
-    return merged
-
-
 def apply_mask(attn_scores: NDArray[F], mask: NDArray[np.bool_]) -> NDArray[F]:
     """The book's `attn_scores.masked_fill(mask, -inf)`."""
     masked: NDArray[F] = np.where(mask, attn_scores.dtype.type(-np.inf), attn_scores)

@@ -182,6 +182,22 @@ class TestFlags:
         assert_one_line_error(result, 1, message)
 
 
+def _wait_until_reading(pid: int, timeout: float = 20.0) -> None:
+    """Until the process has imported numpy (tens of MiB resident) and sleeps: waiting
+    for stdin, past Python's start-up, where Ctrl-C is attn's to handle."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        resident_kib = int(fields.get("VmRSS", "0 kB").split()[0])
+        if fields["State"].strip().startswith("S") and resident_kib > 25_000:
+            time.sleep(0.2)  # and still asleep a moment later
+            if Path(f"/proc/{pid}/status").read_text(encoding="ascii").count("State:\tS"):
+                return
+        time.sleep(0.05)
+    raise AssertionError("attn did not get to reading stdin")
+
+
 class TestOutput:
     def test_missing_folder(self, attn: Invoke, tmp_path: Path) -> None:
         result = attn("weights", "-o", str(tmp_path / "no" / "out.csv"), terminal=True)
@@ -205,6 +221,7 @@ class TestOutput:
         assert old.read_text(encoding="utf-8") == "the previous result"
         assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
+    @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
     def test_ctrl_c_exits_130_without_a_traceback(self) -> None:
         process = subprocess.Popen(
             [sys.executable, "-m", "attncli", "context", "-"],
@@ -212,7 +229,7 @@ class TestOutput:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        time.sleep(1.0)  # it is now waiting for stdin
+        _wait_until_reading(process.pid)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=20)
         assert process.returncode == 130

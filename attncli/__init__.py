@@ -4,14 +4,56 @@
 >>> result = attncli.compute(attncli.book_example(), attncli.AttentionParams(mode="trainable"))
 >>> result.context_vecs[1].round(4).tolist()  # the book's context_vec_2
 [0.3061, 0.821]
+
+The names below are imported when first used, so `import attncli` (and the `attn`
+command's start, `--version` above all) costs nothing until numpy is needed.
 """
 
-from .attention import compute, context, prepare
-from .errors import AttnError, ExitStatus
-from .loading import Embeddings, InputFormat, book_example, load, loads
-from .modes import AttentionParams, AttentionResult, Init, Mode, Projections
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "compute": "attention",
+    "context": "attention",
+    "prepare": "attention",
+    "AttnError": "errors",
+    "ExitStatus": "errors",
+    "Embeddings": "loading",
+    "InputFormat": "loading",
+    "book_example": "loading",
+    "load": "loading",
+    "loads": "loading",
+    "AttentionParams": "modes",
+    "AttentionResult": "modes",
+    "Init": "modes",
+    "Mode": "modes",
+    "Projections": "modes",
+}
+
+if TYPE_CHECKING:
+    from .attention import compute, context, prepare
+    from .errors import AttnError, ExitStatus
+    from .loading import Embeddings, InputFormat, book_example, load, loads
+    from .modes import AttentionParams, AttentionResult, Init, Mode, Projections
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'attncli' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # once imported, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "AttentionParams",

@@ -12,8 +12,10 @@ class ExitStatus(enum.IntEnum):
     BAD_DATA = 1  # input or output file unreadable, malformed, wrong shape, non-finite
     BAD_USAGE = 2  # unknown flag, bad flag value, a flag with no effect in the chosen mode
     INTERNAL = 70  # a bug in attn (EX_SOFTWARE in sysexits.h)
+    HANGUP = 129  # the terminal went away (128 + SIGHUP)
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
     CLOSED_PIPE = 141  # stdout closed by the reader, as `| head` does (128 + SIGPIPE)
+    TERMINATED = 143  # asked to stop, as `kill` does (128 + SIGTERM)
 
 
 class AttnError(Exception):

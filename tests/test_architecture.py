@@ -32,6 +32,8 @@ ALLOWED = {
     "typer_app": {"typer"},
     "__init__": set(),
     "__main__": set(),
+    "entry": set(),
+    "signals": set(),
 }
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 

@@ -8,6 +8,7 @@ help, completion and mistakes; rich only when a table or a progress bar is drawn
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__, output
+from . import __version__, output, signals
 from .attention import Prepared, compute, prepare
 from .errors import AttnError, ExitStatus
 from .loading import Embeddings, InputFormat, book_example, load, loads
@@ -97,17 +98,13 @@ def request_from(parsed: Parsed) -> Request:
 # ---------------------------------------------------------------- running and errors
 
 
-def main() -> None:
-    """The `attn` console script."""
-    sys.exit(run())
-
-
 def run(argv: Sequence[str] | None = None) -> int:
     """Run attn on `argv` (sys.argv[1:] by default); the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parsed = None if "_ATTN_COMPLETE" in os.environ else parse(argv)
     if parsed is None:  # help, completion, a mistake: Typer's words
-        from .typer_app import run_typer
+        with signals.held():  # Typer brings compiled extensions (pydantic) with it
+            from .typer_app import run_typer
 
         return run_typer(argv)
     return guarded(lambda: execute(request_from(parsed)))
@@ -129,7 +126,7 @@ def guarded(
 
     `click_message` words click's usage errors (from the Typer path)."""
     global _debug
-    _debug = os.environ.get("ATTN_DEBUG", "") not in ("", "0")
+    _debug = os.environ.get("ATTN_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
     try:
         return action() or 0
     except AttnError as exc:
@@ -170,8 +167,10 @@ def _traceback_if_debugging() -> None:
 
 
 def _fail(message: str, status: int) -> int:
-    sys.stderr.write(f"attn: error: {message}\n")
-    sys.stderr.flush()
+    if sys.stderr is not None:  # with stderr closed, the exit status says it all
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"attn: error: {message}\n")
+            sys.stderr.flush()
     return status
 
 
@@ -180,7 +179,9 @@ def _fail(message: str, status: int) -> int:
 
 def execute(request: Request) -> None:
     """Check the flags, load, compute, render, write: the whole of one `attn` call."""
-    if request.output == "-":  # the usual spelling of "stdout"
+    if request.output == "-" or (
+        request.output is not None and output.output_target(request.output).kind == "stdout"
+    ):  # -o - and -o /dev/stdout are stdout, with its defaults
         request = dataclasses.replace(request, output=None)
     output_format = _output_format(request)
     _check_flags(request, output_format)
@@ -203,14 +204,14 @@ def execute(request: Request) -> None:
         from . import render
 
         result = compute(embeddings, request.params, query, weights)
-        with output.sink(request.output, binary=False) as write:
+        with output.sink(request.output) as write:
             write(render.to_markdown(result, request.command, request.precision))
         return
     if request.command == "explain":
         from . import explain
 
         result = compute(embeddings, request.params, query, weights)
-        with output.sink(request.output, binary=False) as write:
+        with output.sink(request.output) as write:
             write(explain.to_json(explain.walkthrough(result)))
         return
     prepared = prepare(embeddings, request.params, weights)
@@ -265,7 +266,7 @@ def _stream(
         if request.output is not None:
             per_value = dtype.itemsize if binary else _TEXT_BYTES
             output.check_disk(request.output, heads * n_rows * len(columns) * per_value, command)
-        with output.sink(request.output, binary) as write:
+        with output.sink(request.output) as write:
             if output_format is OutputFormat.JSON:
                 chunks: Iterable[str | bytes] = render.json_chunks(prepared, layout, blocks)
             elif output_format is OutputFormat.CSV:
@@ -284,6 +285,11 @@ def _output_format(request: Request) -> OutputFormat:
         return request.format
     if request.output is not None:
         extension = os.path.splitext(request.output)[1].lower()
+        if extension not in _FORMAT_BY_EXTENSION and output.output_target(request.output).kind in (
+            "device",
+            "descriptor",
+        ):
+            return OutputFormat.JSON  # /dev/null, a named pipe, >(cmd): as into a pipe
         if extension not in _FORMAT_BY_EXTENSION:
             raise AttnError.usage(
                 f"cannot tell the format of -o {request.output} from its extension; add -f "
@@ -422,20 +428,22 @@ def _write_drawn(request: Request, result: AttentionResult, output_format: Outpu
         picture = render_table.export_picture(
             renderable, output_format.value, title, color=request.color is not False
         )
-        with output.sink(request.output, binary=False) as write:
+        with output.sink(request.output) as write:
             write(picture)
         return
     buffer = io.StringIO() if request.output is not None else None
     console = output.console(request.color, buffer)
     renderable = _renderable(request, result, console.width)
     if buffer is None:
-        try:
+        if sys.stdout is None:
+            raise AttnError(
+                "cannot write the table: stdout is closed; write to a file with -o FILE"
+            )
+        with output.writing_stdout("the table"):
             console.print(renderable)
-        except BrokenPipeError:
-            output.closed_pipe()
         return
     console.print(renderable)
-    with output.sink(request.output, binary=False) as write:
+    with output.sink(request.output) as write:
         write(buffer.getvalue())
 
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-from . import __version__, cli
+from . import __version__, cli, output
 from .errors import AttnError
 from .loading import book_example, load
 from .options import COMMANDS, EXAMPLES, FLAGS, HELP, INPUT_HELP, Flag, Parsed, real, whole
@@ -27,9 +27,21 @@ ClickException: type[Exception] = next(
 )
 
 
+def _without_value_labels(params: list[Any]) -> list[Any]:
+    """A switch takes no value, but Typer labels it "<bool>" (--help, --wrapper,
+    --install-completion), which reads as if it took one: "--qkv-bias true"."""
+    for param in params:
+        if getattr(param, "is_flag", False) and getattr(param, "metavar", None) is None:
+            param.metavar = ""
+    return params
+
+
 class AttnGroup(TyperGroup):
     """Typer's group with attn's error handling (cli.guarded): one line on stderr, a
     fixed exit code."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_value_labels(super().get_params(ctx))
 
     def main(  # type: ignore[override]
         self,
@@ -40,19 +52,41 @@ class AttnGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         def invoke() -> int:
-            status = super(AttnGroup, self).main(
-                args=args,
-                prog_name=prog_name or "attn",
-                complete_var=complete_var,
-                standalone_mode=False,
-                **extra,
-            )
+            # help and completion go to stdout: a closed pipe or a full disk there is
+            # handled as for any output of attn
+            if sys.stdout is None and _asks_for_help(args):
+                raise AttnError("cannot write the help: stdout is closed")
+            if _asks_for_help(args):
+                from typer import rich_utils
+
+                if getattr(rich_utils, "MAX_WIDTH", 0) is None:  # TERMINAL_WIDTH unset
+                    rich_utils.MAX_WIDTH = output.help_width()
+            with output.writing_stdout("the help"), output.rich_reports_broken_pipes():
+                status = super(AttnGroup, self).main(
+                    args=args,
+                    prog_name=prog_name or "attn",
+                    complete_var=complete_var,
+                    standalone_mode=False,
+                    **extra,
+                )
             return int(status) if isinstance(status, int) else 0
 
         status = cli.guarded(invoke, click_message)
         if standalone_mode:
             sys.exit(status)
         return status
+
+
+class AttnCommand(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_value_labels(super().get_params(ctx))
+
+
+def _asks_for_help(args: Sequence[str] | None) -> bool:
+    """Whether attn is to print help (or its version) to stdout."""
+    args = list(args or ())
+    options = args[: args.index("--")] if "--" in args else args
+    return not args or bool({"-h", "--help", "--version"} & set(options))
 
 
 def click_message(exc: Exception) -> str | None:
@@ -87,7 +121,7 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"attn {__version__}\n")
+        output.write_version(__version__)
         raise typer.Exit()
 
 
@@ -119,7 +153,9 @@ def _checked(convert: Callable[[Any], Any], what: str) -> Callable[[Any], Any]:
 def complete_query(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion of --query: the tokens of the INPUT named on the command line
     (the book's six without one) that start with what was typed, case-insensitively."""
-    source = ctx.params.get("input")
+    source = ctx.params.get("input") or _input_in_command_line()
+    if source == "-":
+        return []  # stdin is the shell's while it completes: nothing to read
     try:
         tokens = book_example().tokens if source is None else load(source).tokens
     except AttnError:
@@ -127,6 +163,28 @@ def complete_query(ctx: typer.Context, incomplete: str) -> list[str]:
     folded = incomplete.casefold()
     matches = [t for t in dict.fromkeys(tokens) if t.casefold().startswith(folded)]
     return matches[:200]
+
+
+def _input_in_command_line() -> str | None:
+    """The INPUT of the command line being completed, before or after the cursor (click
+    reads only the words before it): the first word after the command that is neither
+    an option nor an option's value."""
+    import os
+    import shlex
+
+    try:
+        words = shlex.split(os.environ.get("COMP_WORDS", ""))
+        cursor = int(os.environ.get("COMP_CWORD", "-1"))
+    except ValueError:
+        return None
+    takes_value = {d for f in FLAGS if f.kind not in ("flag", "switch") for d in f.decls}
+    i = 2  # after `attn COMMAND`
+    while i < len(words):
+        word = words[i]
+        if i != cursor and (word == "-" or not word.startswith("-")):
+            return word
+        i += 2 if word in takes_value else 1
+    return None
 
 
 def _annotation(flag: Flag) -> Any:
@@ -198,7 +256,7 @@ def _command(name: str) -> Callable[..., None]:
 
 for _name in COMMANDS:
     _epilog = "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in EXAMPLES[_name])
-    app.command(_name, help=HELP[_name], epilog=_epilog)(_command(_name))
+    app.command(_name, cls=AttnCommand, help=HELP[_name], epilog=_epilog)(_command(_name))
 
 
 def run_typer(argv: Sequence[str]) -> int:

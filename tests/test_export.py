@@ -182,18 +182,20 @@ def test_completion_offers_the_inputs_tokens() -> None:
     assert complete_query(ctx(input="/nonexistent.csv"), "") == []
 
 
-def test_shell_completion_end_to_end() -> None:
+def test_shell_completion_end_to_end(tmp_path: Path) -> None:
+    tokens = tmp_path / "t.json"  # tokens the book's six are not, so the INPUT is read
+    tokens.write_text('{"start": [1], "stop": [2], "go": [3]}', encoding="utf-8")
     env = {
         **os.environ,
         "_ATTN_COMPLETE": "complete_bash",
-        "COMP_WORDS": f"attn weights {SAMPLES / 'your_journey.json'} -q st",
+        "COMP_WORDS": f"attn weights {tokens} -q st",
         "COMP_CWORD": "4",
     }
     done = subprocess.run(
         [sys.executable, "-m", "attncli"], env=env, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["starts", "step"]
+    assert done.stdout.split() == ["start", "stop"]
 
 
 def test_the_readme_picture_is_a_real_causal_weights_table() -> None:

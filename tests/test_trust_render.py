@@ -73,7 +73,7 @@ def test_shown_text_escapes_what_a_terminal_would_obey(text: str, shown: str) ->
     assert shown_text(text) == shown
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.text(st.characters(exclude_categories=())))
 def test_shown_text_is_safe_and_reads_back_exactly(text: str) -> None:
     shown = shown_text(text)

@@ -1,4 +1,8 @@
-"""The one error type: bad input or parameters. Its message is what the user reads."""
+"""The one error type: bad input or parameters. Its message is what the user reads.
+
+Also `shown_text`, how any text from the user (tokens, file names, quoted input) is
+shown wherever text meets a terminal or a line-based format: every layer may use it.
+"""
 
 from __future__ import annotations
 
@@ -43,3 +47,50 @@ def size_text(n_bytes: float) -> str:
             return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
         n_bytes /= 1024
     return f"{n_bytes:.1f} PiB"
+
+
+# Characters shown escaped besides the C0 and C1 controls, DEL and lone surrogates: those
+# that reorder or break a terminal line (Trojan Source, CVE-2021-42574), and the two
+# noncharacters XML forbids (an SVG or HTML picture must stay well-formed).
+_REORDERING = frozenset(
+    (
+        0x061C,  # ARABIC LETTER MARK
+        0x200E,  # LEFT-TO-RIGHT MARK
+        0x200F,  # RIGHT-TO-LEFT MARK
+        0x2028,  # LINE SEPARATOR
+        0x2029,  # PARAGRAPH SEPARATOR
+        *range(0x202A, 0x202F),  # LRE, RLE, PDF, LRO, RLO
+        *range(0x2066, 0x206A),  # LRI, RLI, FSI, PDI
+        0xFFFE,
+        0xFFFF,
+    )
+)
+_NAMED = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def shown_text(text: str) -> str:
+    r"""`text` as it may be shown on a terminal or in a line-based format: control
+    characters, lone surrogates and line-reordering characters become visible escapes,
+    in the spelling of Python's repr and git's quoted paths (\n, \t, \x1b, \u202e,
+    \ud800), and a backslash is doubled, so what is shown reads back unambiguously.
+    Everything else (letters of any script, emoji, spaces) stays as it is.
+
+    >>> shown_text("journey")
+    'journey'
+    >>> print(shown_text("a\x1b[2Jb\nc\\d \u202e\ud800"))
+    a\x1b[2Jb\nc\\d \u202e\ud800
+    """
+    if text.isprintable() and "\\" not in text:  # all that may need escaping is unprintable
+        return text
+    return "".join(_shown_char(char) for char in text)
+
+
+def _shown_char(char: str) -> str:
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    if code < 0x20 or 0x7F <= code <= 0x9F:
+        return f"\\x{code:02x}"
+    if 0xD800 <= code <= 0xDFFF or code in _REORDERING:
+        return f"\\u{code:04x}"
+    return char

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from .errors import shown_text
 from .loading import Embeddings
 from .modes import AttentionParams, AttentionResult, Mode, Projections
 
@@ -170,7 +171,7 @@ def settings_line(result: AttentionResult) -> str:
             kind = "wrapper of " if settings["wrapper"] else ""
             parts.append(f"{kind}{result.heads} heads of {result.head_dim}")
         if settings["weights"]:
-            parts.append(f"weights={settings['weights']}")
+            parts.append(f"weights={shown_text(settings['weights'])}")
         else:
             parts += [f"init={settings['init']}", f"seed={params.seed}"]
         if settings["qkv_bias"]:
@@ -246,16 +247,23 @@ def to_json(result: AttentionResult, command: str) -> str:
 def csv_chunks(layout: Layout, blocks: Iterable[NDArray[np.floating[Any]]]) -> Iterator[str]:
     """A header (`token`, then the column tokens or d1..dk), one row per token, full
     precision; with several heads a `head` column (0, 1, ...) comes first. A masked
-    score is `-inf`, as the book prints it."""
+    score is `-inf`, as the book prints it.
+
+    Tokens are shown as tables show them (errors.shown_text): CSV is read line by line
+    (head, grep, wc -l) and printed to terminals, so a newline or an escape sequence in a
+    token must not reach it raw, and a lone surrogate cannot be written as UTF-8 at all.
+    JSON keeps the exact text."""
     by_head = layout.heads > 1
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow((*(("head",) if by_head else ()), "token", *layout.columns))
-    n_rows = len(layout.rows)
+    columns = map(shown_text, layout.columns)
+    writer.writerow((*(("head",) if by_head else ()), "token", *columns))
+    rows = [shown_text(token) for token in layout.rows]
+    n_rows = len(rows)
     index = 0
     for block in blocks:
         for row in block.tolist():
-            label = layout.rows[index % n_rows]
+            label = rows[index % n_rows]
             cells = (label, *map(repr, row))
             writer.writerow((index // n_rows, *cells) if by_head else cells)
             index += 1
@@ -277,8 +285,9 @@ _MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\|*_`[]<>#~"})
 
 
 def _md(text: str) -> str:
-    """A token as Markdown shows it literally (a `|` would split the cell)."""
-    return text.translate(_MARKDOWN_SPECIAL) or " "
+    """A token as Markdown shows it literally: control characters escaped (a newline
+    would end the row), then Markdown's own characters (a `|` would split the cell)."""
+    return shown_text(text).translate(_MARKDOWN_SPECIAL) or " "
 
 
 def to_markdown(result: AttentionResult, command: str, precision: int = 4) -> str:

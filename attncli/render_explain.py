@@ -3,70 +3,77 @@
 Long inputs stay readable: beyond MAX_ROWS tokens the middle rows are elided, vectors
 longer than MAX_DIMS show their ends, and dot products with more than MAX_TERMS terms
 are summed without writing every product out. `-f json` has everything.
+
+Every number is shown whole or not at all, at any width (render_fit.py lays the tables
+out). Tokens and file names are shown escaped (errors.shown_text), as Text, never as
+markup.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from rich import box
 from rich.console import Group, RenderableType
-from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
+from . import render_fit as fit
+from .errors import shown_text
 from .explain import HeadSteps, Walkthrough
 from .modes import Layout, Mode
-from .render import settings_line
+from .render import format_number, settings_line
+from .render_table import Trimmed
 from .rng import dropout_scale
 
 MAX_ROWS = 12  # tokens listed in full; more are elided in the middle
 MAX_DIMS = 8  # vector entries shown in full
 MAX_TERMS = 6  # products written out in a dot product
+# Pictures (SVG, HTML) of the walkthrough are as wide as text stays readable: its
+# paragraphs would otherwise measure as wide as each one on a single line.
+READING_WIDTH = 120
 
 
 def render(walk: Walkthrough, precision: int = 4) -> RenderableType:
     """The whole walkthrough as a sequence of numbered panels."""
     result = walk.result
-    fmt = _formatter(precision)
+    fmt = _Formatter(precision)
     params = result.params
     projected = params.projected
     T, d_in = result.embeddings.matrix.shape
+    token = f"'{shown_text(walk.token)}'"
+    tokens = [shown_text(t) for t in result.tokens]
     parts: list[RenderableType] = [
         Text(
-            f"attn explain · {params.mode.value} · query {walk.token!r} (#{walk.query_index}) "
+            f"attn explain · {params.mode.value} · query {token} (#{walk.query_index}) "
             f"· {T} tokens, d_in={d_in}",
             style="bold",
         )
     ]
     number = 0
 
-    def panel(title: str, *body: RenderableType) -> None:
+    def panel(title: str, *body: RenderableType, detail: str = "") -> None:
+        """A numbered panel; `detail` ends its title where the width allows."""
         nonlocal number
         number += 1
-        parts.append(
-            Panel(Group(*body), title=f"{number}. {title}", title_align="left", box=box.ROUNDED)
-        )
+        parts.append(fit.panel(f"{number}. {title}", detail, Group(*body)))
 
     x = result.embeddings.matrix
     panel(
         "The inputs",
         Text(
             f"Each token is a vector of d_in = {d_in} numbers (book 3.3). The query is token "
-            f"#{walk.query_index}, {walk.token!r}: x = {fmt.vector(x[walk.query_index])}"
+            f"#{walk.query_index}, {token}: x = {fmt.vector(x[walk.query_index])}"
         ),
-        _matrix_table(result.tokens, x, fmt, highlight=walk.query_index),
+        _matrix_table(tokens, x, fmt, highlight=walk.query_index),
     )
 
     weights = result.weights
     if weights is not None:
         D = weights.d_out
         if weights.file:
-            origin = f"read from {weights.file}"
+            origin = f"read from {shown_text(weights.file)}"
         else:
             drawn = (
                 f"nn.Linear({d_in}, {D})"
@@ -97,7 +104,7 @@ def render(walk: Walkthrough, precision: int = 4) -> RenderableType:
             "Query, keys and values",
             Text(f"query q = x @ W_query{bias_note} = {fmt.vector(result.queries[0])}"),
             Text(f"keys k_j = x_j @ W_key{bias_note} and values v_j = x_j @ W_value{bias_note}:"),
-            _keys_values_table(result.tokens, result.keys, result.values, fmt, walk.query_index),
+            _keys_values_table(tokens, result.keys, result.values, fmt, walk.query_index),
         )
     else:
         panel(
@@ -121,37 +128,39 @@ def render(walk: Walkthrough, precision: int = 4) -> RenderableType:
                 )
             )
         product = "q · k_j" if projected else "x · x_j"
-        panel(f"{label}Attention scores: {product}", *_score_lines(walk, head, fmt))
+        scores = _score_lines(walk, tokens, head, fmt)
+        panel(f"{label}Attention scores", *scores, detail=f": {product}")
         if projected:
             panel(
-                f"{label}Scaling by 1/√d_k = 1/√{result.head_dim} = {fmt(result.scale)}",
+                f"{label}Scaling by 1/√d_k",
                 Text(
                     "Dividing by √d_k keeps the scores' spread independent of the "
                     "dimension, so the softmax does not saturate (book 3.4.1)."
                 ),
                 _two_column(
-                    result.tokens,
+                    tokens,
                     [
                         f"{fmt(s)} × {fmt(result.scale)} = {fmt(s * result.scale)}"
                         for s in head.scores
                     ],
                     walk.query_index,
                 ),
+                detail=f" = 1/√{result.head_dim} = {fmt(result.scale)}",
             )
         if params.mode is Mode.CAUSAL:
-            hidden = [result.tokens[j] for j in np.flatnonzero(head.masked)]
-            names = ", ".join(repr(t) for t in hidden[:MAX_ROWS]) + (
+            hidden = [tokens[j] for j in np.flatnonzero(head.masked)]
+            names = ", ".join(f"'{t}'" for t in hidden[:MAX_ROWS]) + (
                 " …" if len(hidden) > MAX_ROWS else ""
             )
             panel(
                 f"{label}Causal mask",
                 Text(
-                    f"A token may not look ahead: the keys after {walk.token!r} (j > "
+                    f"A token may not look ahead: the keys after {token} (j > "
                     f"{walk.query_index}) get the score -inf, so their weight will be exactly 0 "
                     f"(book 3.5.1). Masked: {names or 'none (the query is the last token)'}."
                 ),
             )
-        panel(f"{label}Softmax", *_softmax_parts(walk, head, fmt))
+        panel(f"{label}Softmax", *_softmax_parts(walk, tokens, head, fmt))
         if head.keep is not None:
             p = params.dropout
             panel(
@@ -162,7 +171,7 @@ def render(walk: Walkthrough, precision: int = 4) -> RenderableType:
                     f"{dropout_scale(p):.6g}, so the expected sum stays 1."
                 ),
                 _two_column(
-                    result.tokens,
+                    tokens,
                     [
                         _dropout_line(fmt, w, k, u, m)
                         for w, k, u, m in zip(
@@ -174,8 +183,9 @@ def render(walk: Walkthrough, precision: int = 4) -> RenderableType:
             )
         value_name = "v_j" if projected else "x_j"
         panel(
-            f"{label}Context vector: Σ_j w_j {value_name}",
-            *_context_lines(walk, head, fmt),
+            f"{label}Context vector",
+            *_context_lines(walk, tokens, head, fmt),
+            detail=f": Σ_j w_j {value_name}",
         )
 
     if weights is not None and (many or weights.W_out is not None):
@@ -202,7 +212,7 @@ def render(walk: Walkthrough, precision: int = 4) -> RenderableType:
         panel("Combining the heads" if many else "Output projection", *body)
 
     parts.append(Text(settings_line(result), style="dim"))
-    return Group(*parts)
+    return Trimmed(Group(*parts), widest=READING_WIDTH)
 
 
 class _Formatter:
@@ -210,10 +220,7 @@ class _Formatter:
         self.precision = precision
 
     def __call__(self, value: float) -> str:
-        if value == -math.inf:
-            return "-inf"
-        text = f"{value:.{self.precision}f}"
-        return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+        return format_number(value, self.precision)
 
     def factor(self, value: float) -> str:
         """A number in a product: negative ones in parentheses, 0.5×(-0.2)."""
@@ -225,10 +232,6 @@ class _Formatter:
         if len(items) > MAX_DIMS:
             items = [*items[:4], "…", *items[-3:]]
         return "[" + ", ".join(items) + "]"
-
-
-def _formatter(precision: int) -> _Formatter:
-    return _Formatter(precision)
 
 
 def _shown_rows(count: int, keep: int | None = None) -> list[int | None]:
@@ -255,47 +258,37 @@ def _gap(shown: Sequence[int | None], at: int) -> str:
     return f"⋮ {after - before - 1} more"
 
 
+def _labelled_rows(
+    tokens: Sequence[str], highlight: int, cells: Callable[[int], list[str]], n_cols: int
+) -> tuple[list[Text], list[list[str]]]:
+    """The label and the cells of each shown row (an elided stretch: "⋮ N more" and
+    empty cells)."""
+    rows = _shown_rows(len(tokens), highlight)
+    labels = [
+        Text(_gap(rows, i))
+        if r is None
+        else Text(tokens[r], style="bold underline" if r == highlight else "")
+        for i, r in enumerate(rows)
+    ]
+    return labels, [[""] * n_cols if r is None else cells(r) for r in rows]
+
+
 def _matrix_table(
     tokens: Sequence[str], matrix: NDArray[np.floating[Any]], fmt: _Formatter, highlight: int
-) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
-    table.add_column("token", no_wrap=True, overflow="ellipsis", min_width=9, max_width=20)
-    dims = _shown_dims(matrix.shape[1])
-    for d in dims:
-        table.add_column("…" if d is None else f"d{d + 1}", justify="right", no_wrap=True)
-    rows = _shown_rows(len(tokens), highlight)
-    for i, r in enumerate(rows):
-        if r is None:
-            table.add_row(_gap(rows, i), *("" for _ in dims))
-            continue
-        style = "bold underline" if r == highlight else ""
-        table.add_row(
-            Text(tokens[r], style=style),
-            *("…" if d is None else fmt(matrix[r, d]) for d in dims),
-        )
-    return table
+) -> fit.Fitted:
+    n_dims = matrix.shape[1]
+    labels, rows = _labelled_rows(
+        tokens, highlight, lambda r: [fmt(v) for v in matrix[r].tolist()], n_dims
+    )
+    return fit.grid(rows, [f"d{d + 1}" for d in range(n_dims)], labels)
 
 
-def _shown_dims(count: int) -> list[int | None]:
-    """Columns of a matrix to show: all of a few, else the first three and last two
-    (what fits an 80-column panel at 4 decimals)."""
-    if count <= 6:
-        return list(range(count))
-    return [0, 1, 2, None, count - 2, count - 1]
-
-
-def _plain_table(matrix: NDArray[np.floating[Any]], fmt: _Formatter) -> Table:
-    table = Table(box=None, show_header=False, pad_edge=False)
-    dims = _shown_dims(matrix.shape[1])
-    for _ in dims:
-        table.add_column(justify="right")
-    rows = _shown_rows(matrix.shape[0])
-    for r in rows:
-        if r is None:
-            table.add_row(*("⋮" for _ in dims))
-            continue
-        table.add_row(*("…" if d is None else fmt(matrix[r, d]) for d in dims))
-    return table
+def _plain_table(matrix: NDArray[np.floating[Any]], fmt: _Formatter) -> fit.Fitted:
+    rows = [
+        ["⋮"] * matrix.shape[1] if r is None else [fmt(v) for v in matrix[r].tolist()]
+        for r in _shown_rows(matrix.shape[0])
+    ]
+    return fit.grid(rows)
 
 
 def _keys_values_table(
@@ -304,32 +297,16 @@ def _keys_values_table(
     values: NDArray[np.floating[Any]],
     fmt: _Formatter,
     highlight: int,
-) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
-    table.add_column("token", no_wrap=True, overflow="ellipsis", min_width=9, max_width=20)
-    table.add_column("key k_j", no_wrap=True, overflow="fold")
-    table.add_column("value v_j", no_wrap=True, overflow="fold")
-    rows = _shown_rows(len(tokens), highlight)
-    for i, r in enumerate(rows):
-        if r is None:
-            table.add_row(_gap(rows, i), "", "")
-            continue
-        style = "bold underline" if r == highlight else ""
-        table.add_row(Text(tokens[r], style=style), fmt.vector(keys[r]), fmt.vector(values[r]))
-    return table
+) -> fit.Fitted:
+    labels, rows = _labelled_rows(
+        tokens, highlight, lambda r: [fmt.vector(keys[r]), fmt.vector(values[r])], 2
+    )
+    return fit.vector_table(labels, rows, ("key k_j", "value v_j"))
 
 
-def _two_column(tokens: Sequence[str], lines: Sequence[str], highlight: int) -> Table:
-    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
-    table.add_column(no_wrap=True, overflow="ellipsis", min_width=9, max_width=20)
-    table.add_column()
-    rows = _shown_rows(len(tokens), highlight)
-    for i, r in enumerate(rows):
-        if r is None:
-            table.add_row(_gap(rows, i), "")
-            continue
-        table.add_row(Text(tokens[r], style="bold underline" if r == highlight else ""), lines[r])
-    return table
+def _two_column(tokens: Sequence[str], lines: Sequence[str], highlight: int) -> fit.Fitted:
+    labels, rows = _labelled_rows(tokens, highlight, lambda r: [lines[r]], 1)
+    return fit.line_table(labels, [row[0] for row in rows])
 
 
 def _dropout_line(fmt: _Formatter, weight: float, kept: bool, used: float, masked: bool) -> str:
@@ -338,7 +315,9 @@ def _dropout_line(fmt: _Formatter, weight: float, kept: bool, used: float, maske
     return f"{fmt(weight)} kept → {fmt(used)}" if kept else f"{fmt(weight)} dropped → 0"
 
 
-def _score_lines(walk: Walkthrough, head: HeadSteps, fmt: _Formatter) -> list[RenderableType]:
+def _score_lines(
+    walk: Walkthrough, tokens: Sequence[str], head: HeadSteps, fmt: _Formatter
+) -> list[RenderableType]:
     q = head.query
     d = len(q)
     lines = []
@@ -355,34 +334,22 @@ def _score_lines(walk: Walkthrough, head: HeadSteps, fmt: _Formatter) -> list[Re
         f"The score of each key is its dot product with the query, Σ_d q_d·{name},d: how "
         "much the two vectors point the same way (book 3.3.1). These are `attn scores`."
     )
-    return [intro, _two_column(walk.result.tokens, lines, walk.query_index)]
+    return [intro, _two_column(tokens, lines, walk.query_index)]
 
 
-def _softmax_parts(walk: Walkthrough, head: HeadSteps, fmt: _Formatter) -> list[RenderableType]:
-    result = walk.result
+def _softmax_parts(
+    walk: Walkthrough, tokens: Sequence[str], head: HeadSteps, fmt: _Formatter
+) -> list[RenderableType]:
     peak = float(np.max(head.scaled))
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
-    table.add_column("token", no_wrap=True, overflow="ellipsis", min_width=9, max_width=20)
-    table.add_column("score", justify="right", no_wrap=True)
-    table.add_column("− max", justify="right", no_wrap=True)
-    table.add_column("exp", justify="right", no_wrap=True)
-    table.add_column("÷ sum = weight", justify="right", no_wrap=True)
-    rows = _shown_rows(len(result.tokens), walk.query_index)
-    for i, r in enumerate(rows):
-        if r is None:
-            table.add_row(_gap(rows, i), "", "", "", "")
-            continue
-        style = "bold underline" if r == walk.query_index else ""
+
+    def cells(r: int) -> list[str]:
         if head.masked[r]:
-            table.add_row(Text(result.tokens[r], style=style), "-inf", "-inf", "0", fmt(0.0))
-            continue
-        table.add_row(
-            Text(result.tokens[r], style=style),
-            fmt(head.scaled[r]),
-            fmt(head.shifted[r]),
-            fmt(head.exps[r]),
-            fmt(head.weights[r]),
-        )
+            return ["-inf", "-inf", "0", fmt(0.0)]
+        steps = (head.scaled[r], head.shifted[r], head.exps[r], head.weights[r])
+        return [fmt(value) for value in steps]
+
+    labels, rows = _labelled_rows(tokens, walk.query_index, cells, 4)
+    headers = ("score", "− max", "exp", "÷ sum = weight")
     return [
         Text(
             f"softmax turns scores into weights that are positive and sum to 1: "
@@ -390,18 +357,19 @@ def _softmax_parts(walk: Walkthrough, head: HeadSteps, fmt: _Formatter) -> list[
             f"changes nothing but keeps exp from overflowing. Σ exp = {fmt(head.total)}. "
             "These are `attn weights`."
         ),
-        table,
+        fit.grid(rows, headers, labels),
     ]
 
 
-def _context_lines(walk: Walkthrough, head: HeadSteps, fmt: _Formatter) -> list[RenderableType]:
-    result = walk.result
+def _context_lines(
+    walk: Walkthrough, tokens: Sequence[str], head: HeadSteps, fmt: _Formatter
+) -> list[RenderableType]:
     lines = [f"{fmt(w)} × {fmt.vector(v)}" for w, v in zip(head.used, head.values, strict=True)]
     return [
         Text(
             "The context vector is the weighted sum of the value vectors: each token "
             "contributes its value in proportion to its weight (book 3.3.1)."
         ),
-        _two_column(result.tokens, lines, walk.query_index),
+        _two_column(tokens, lines, walk.query_index),
         Text(f"= {fmt.vector(head.context)}", style="bold"),
     ]

@@ -1,24 +1,34 @@
 """The heat-map tables of rich, and SVG or HTML pictures of them. Returns; never prints.
 
 rich is imported only when a table is drawn, so JSON and CSV output start faster.
+User text (tokens, file names) goes to rich as escaped Text (errors.shown_text), never
+as markup.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .errors import shown_text
 from .modes import AttentionResult, Mode
 from .render import View, format_number, settings_line, view
 from .rng import dropout_scale
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+    from rich.measure import Measurement
+    from rich.segment import Segment
     from rich.style import Style
+    from rich.terminal_theme import TerminalTheme
+
+RGB = tuple[int, int, int]
 
 # Viridis stops: perceptually even, readable for colour-blind users, dark to light.
 _HEAT_STOPS = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
@@ -26,7 +36,7 @@ _MAX_LABEL = 20  # characters of a token shown as a row label before eliding
 _MAX_HEADER = 12  # characters of a token shown as a column header before eliding
 
 
-def heat_rgb(fraction: float) -> tuple[int, int, int]:
+def heat_rgb(fraction: float) -> RGB:
     """The heat-map colour for a value at `fraction` (0..1) of its colour scale."""
     fraction = min(max(fraction, 0.0), 1.0) * (len(_HEAT_STOPS) - 1)
     low = min(int(fraction), len(_HEAT_STOPS) - 2)
@@ -36,14 +46,43 @@ def heat_rgb(fraction: float) -> tuple[int, int, int]:
     return red, green, blue
 
 
-def _heat_style(fraction: float) -> Style:
+def relative_luminance(rgb: RGB) -> float:
+    """WCAG 2.x relative luminance of an sRGB colour, 0 (black) to 1 (white)."""
+
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    red, green, blue = map(linear, rgb)
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def contrast_ratio(first: RGB, second: RGB) -> float:
+    """WCAG 2.x contrast ratio of two colours, 1 to 21 (text wants at least 4.5)."""
+    darker, lighter = sorted((relative_luminance(first), relative_luminance(second)))
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+_BLACK: RGB = (0, 0, 0)
+_WHITE: RGB = (255, 255, 255)
+
+
+@functools.lru_cache(maxsize=1024)
+def text_rgb(background: RGB) -> RGB:
+    """Black or white, whichever reads better on `background`: at least 4.58:1 on any
+    colour. Exact colours, not the terminal's "black" and "white", which a theme may
+    make grey (light grey on mid teal was 2.3:1)."""
+    on_black, on_white = contrast_ratio(background, _BLACK), contrast_ratio(background, _WHITE)
+    return _BLACK if on_black >= on_white else _WHITE
+
+
+def heat_style(fraction: float) -> Style:
+    """The style of a table cell at `fraction` (0..1) of its colour scale."""
     from rich.color import Color
     from rich.style import Style
 
-    red, green, blue = heat_rgb(fraction)
-    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
-    text = "black" if luminance > 140 else "white"
-    return Style(color=text, bgcolor=Color.from_rgb(red, green, blue))
+    background = heat_rgb(fraction)
+    return Style(color=Color.from_rgb(*text_rgb(background)), bgcolor=Color.from_rgb(*background))
 
 
 def heat_fraction(shown: View) -> NDArray[np.floating[Any]]:
@@ -117,14 +156,17 @@ def to_table(
     result: AttentionResult, command: str, precision: int = 4, width: int = 80
 ) -> RenderableType:
     """Heat-map tables of what `command` shows (one per head), fitted to `width` columns."""
+    from rich.cells import cell_len
     from rich.console import Group
     from rich.padding import Padding
     from rich.text import Text
 
     shown = view(result, command)
     heads, _, n_cols = shown.values.shape
-    label_width = min(max(len(label) for label in shown.row_labels), _MAX_LABEL)
-    headers = np.array([min(len(label), _MAX_HEADER) for label in shown.col_labels])
+    row_labels = [shown_text(label) for label in shown.row_labels]
+    col_labels = [shown_text(label) for label in shown.col_labels]
+    label_width = min(max(cell_len(label) for label in row_labels), _MAX_LABEL)
+    headers = np.array([min(cell_len(label), _MAX_HEADER) for label in col_labels])
     col_widths = np.maximum(headers, _number_widths(shown.values, precision)).tolist()
     columns = visible_columns(col_widths, width - label_width - 4)
     hidden = n_cols - sum(1 for c in columns if c is not None)
@@ -141,7 +183,7 @@ def to_table(
     n_tokens = len(result.tokens)
     what = f"{n_tokens}×{n_cols}"
     if shown.query_index is not None:
-        what = f"query {result.tokens[shown.query_index]!r} (#{shown.query_index})"
+        what = f"query '{shown_text(result.tokens[shown.query_index])}' (#{shown.query_index})"
     parts: list[RenderableType] = []
     for h in range(heads):
         head = f" · head {h} of {heads}" if heads > 1 else ""
@@ -152,10 +194,11 @@ def to_table(
         # title and caption to the table's width, narrow for a single vector.
         parts.append(Padding(Text(title, style="bold"), (0, 0, 0, 1), expand=False))
         head_cells = {c: column[h] for c, column in cells.items()}
-        parts.append(_head_table(result, shown, h, head_cells, col_widths, columns))
+        labels = (row_labels, col_labels)
+        parts.append(_head_table(result, shown, labels, h, head_cells, col_widths, columns))
     caption = Text(_caption(result, shown, hidden), style="dim")
     parts.append(Padding(caption, (1, 0, 0, 1), expand=False))
-    return Group(*parts)
+    return Trimmed(Group(*parts))
 
 
 def _number_widths(values: NDArray[np.floating[Any]], precision: int) -> NDArray[np.intp]:
@@ -174,17 +217,20 @@ def _number_widths(values: NDArray[np.floating[Any]], precision: int) -> NDArray
 def _head_table(
     result: AttentionResult,
     shown: View,
+    labels: tuple[list[str], list[str]],
     head: int,
     cells: dict[int, list[str]],
     col_widths: list[int],
     columns: list[int | None],
 ) -> RenderableType:
-    """The table of one head's matrix (the only one for vectors)."""
+    """The table of one head's matrix (the only one for vectors); `labels` are the row
+    and column labels as shown."""
     from rich import box
     from rich.style import Style
     from rich.table import Table
     from rich.text import Text
 
+    row_labels, col_labels = labels
     values = shown.values[head]  # (n, m)
     n_rows, n_cols = values.shape
     fractions = heat_fraction(shown)[head]
@@ -205,7 +251,7 @@ def _head_table(
         if c is None:
             table.add_column("…", justify="center", no_wrap=True)
             continue
-        header = Text(shown.col_labels[c], no_wrap=True, overflow="ellipsis")
+        header = Text(col_labels[c], no_wrap=True, overflow="ellipsis")
         if shown.kind != "vectors" and c == shown.query_index:
             header.stylize(query_style)
         table.add_column(header, justify="right", no_wrap=True, width=col_widths[c])
@@ -218,7 +264,7 @@ def _head_table(
         row = values[i]
         finite = row[np.isfinite(row)]
         row_max = float(finite.max()) if finite.size and shown.kind != "vectors" else None
-        label = Text(shown.row_labels[i], no_wrap=True, overflow="ellipsis")
+        label = Text(row_labels[i], no_wrap=True, overflow="ellipsis")
         if shown.query_index is not None:
             label.stylize(query_style)
         rendered: list[Text | str] = [label]
@@ -230,7 +276,7 @@ def _head_table(
             elif dropped is not None and dropped[i, c]:
                 rendered.append(Text("0", style="dim italic"))
             else:
-                style = _heat_style(float(fractions[i, c]))
+                style = heat_style(float(fractions[i, c]))
                 if row_max is not None and float(row[c]) == row_max:
                     style = style + bold
                 # padded to the column's width so the colour fills the cell evenly
@@ -239,12 +285,20 @@ def _head_table(
     return table
 
 
-PICTURE_WIDTH = 120  # the widest a picture gets; narrower tables make narrower pictures
+# The widest a picture of a table gets, in columns of text: 640 holds 40 columns (as many
+# as the 40 rows a table shows) of 12 characters (a long token's header is cut there;
+# numbers at 4 decimals are narrower) beside a 20-character row label. A wider matrix
+# loses its middle columns, and the caption says how many. Narrower tables make
+# narrower pictures; an explain walkthrough keeps to render_explain.READING_WIDTH.
+PICTURE_WIDTH = 640
 
 
 def export_picture(renderable: RenderableType, kind: str, title: str, color: bool = True) -> str:
     """A rich renderable as the terminal would show it, as an SVG picture or a
-    standalone HTML page, as wide as it needs (at most PICTURE_WIDTH columns)."""
+    standalone HTML page, as wide as it needs (at most PICTURE_WIDTH columns).
+
+    Both work offline (no web font, no script) and use picture_theme(), whose text,
+    dim text included, reads at 4.5:1 or better on its background."""
     from rich.console import Console
     from rich.measure import Measurement
 
@@ -259,9 +313,86 @@ def export_picture(renderable: RenderableType, kind: str, title: str, color: boo
         highlight=False,
     )
     console.print(renderable if color else _Colourless(renderable))
+    theme = picture_theme()
     if kind == "svg":
-        return console.export_svg(title=title)
-    return console.export_html(inline_styles=True)
+        return console.export_svg(title=title, theme=theme, code_format=_offline_svg_format())
+    return console.export_html(theme=theme, inline_styles=True)
+
+
+# A dark page: its text reads at 15.6:1, and dim text (captions, masked cells), which rich
+# blends 40% (SVG) or 50% (HTML) towards the background, at 6.2:1 and 4.8:1.
+PICTURE_BACKGROUND: RGB = (24, 24, 24)
+PICTURE_FOREGROUND: RGB = (240, 240, 240)
+
+
+def picture_theme() -> TerminalTheme:
+    """The colours of SVG and HTML pictures (the heat map's own are exact RGB)."""
+    from rich.terminal_theme import SVG_EXPORT_THEME, TerminalTheme
+
+    palette = [SVG_EXPORT_THEME.ansi_colors[i] for i in range(16)]
+    return TerminalTheme(
+        PICTURE_BACKGROUND,
+        PICTURE_FOREGROUND,
+        [(c.red, c.green, c.blue) for c in palette[:8]],
+        [(c.red, c.green, c.blue) for c in palette[8:]],
+    )
+
+
+def _offline_svg_format() -> str:
+    """rich's SVG template without what a viewer would fetch: its @font-face rules load
+    Fira Code from a CDN. A locally installed Fira Code is still used, else the system's
+    monospace font (each text's width is fixed, so the grid holds)."""
+    from rich._export_format import CONSOLE_SVG_FORMAT
+
+    template = re.sub(r"\s*@font-face \{\{.*?\}\}", "", CONSOLE_SVG_FORMAT, flags=re.DOTALL)
+    template = re.sub(r"\s*<!--.*?-->", "", template, flags=re.DOTALL)  # rich's web address
+    return template.replace(
+        "font-family: Fira Code, monospace",
+        "font-family: 'Fira Code', 'DejaVu Sans Mono', Menlo, Consolas, monospace",
+    )
+
+
+class Trimmed:
+    """A renderable whose lines end without spaces: a table's padding, or the space
+    where rich wrapped a line, would otherwise trail every line sent to a pipe or a file.
+    A space with a background colour or a line through it stays (it shows). `widest`
+    caps how wide it measures, which is how wide a picture of it gets."""
+
+    def __init__(self, renderable: RenderableType, widest: int | None = None) -> None:
+        self.renderable = renderable
+        self.widest = widest
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.segment import Segment
+
+        for line in Segment.split_lines(console.render(self.renderable, options)):
+            yield from _without_trailing_space(line)
+            yield Segment.line()
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        from rich.measure import Measurement
+
+        measured = Measurement.get(console, options, self.renderable)
+        return measured if self.widest is None else measured.clamp(max_width=self.widest)
+
+
+def _without_trailing_space(line: list[Segment]) -> list[Segment]:
+    from rich.segment import Segment
+
+    line = list(line)
+    while line:
+        text, style, control = line[-1]
+        visible = style is not None and (
+            style.bgcolor is not None or style.reverse or style.underline or style.strike
+        )
+        if control or visible:
+            break
+        stripped = text.rstrip(" ")
+        if stripped:
+            line[-1] = Segment(stripped, style)
+            break
+        line.pop()
+    return line
 
 
 class _Colourless:

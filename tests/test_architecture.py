@@ -25,6 +25,7 @@ ALLOWED = {
     "weights_file": {"numpy"},
     "render": {"numpy", "rich"},
     "render_explain": {"numpy", "rich"},
+    "render_fit": {"rich"},
     "render_table": {"numpy", "rich"},
     "explain": {"numpy"},
     "cli": {"numpy", "rich"},

@@ -101,6 +101,11 @@ class Prepared:
     def head_dim(self) -> int:
         return int(self.keys.shape[1]) // self.heads
 
+    @property
+    def keep_scale(self) -> float:
+        """What dropout multiplies the weights it keeps by (1 without dropout)."""
+        return dropout_scale(self.params.dropout) if self.dropout is not None else 1.0
+
     def head(self, h: int) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
         """Head h's queries, keys and values, each (T, head_dim), contiguous."""
         width = self.keys.shape[1] // self.heads
@@ -252,7 +257,6 @@ def context(
     blocks, never holding the T x T matrix, so it works for long sequences."""
     rows = _rows(prepared.n_tokens, query, rows)
     total = prepared.heads * len(rows)
-    keep_scale = dropout_scale(prepared.params.dropout) if prepared.dropout else 1.0
     contexts = []
     with np.errstate(over="ignore", invalid="ignore"):
         for h in range(prepared.heads):
@@ -272,19 +276,15 @@ def context(
                     rows,
                     prepared.causal,
                     prepared.keep_fn(h),
-                    keep_scale,
+                    prepared.keep_scale,
                     report,
                 )
             )
         heads_context = np.concatenate(contexts, axis=1)  # H x (n, head_dim) -> (n, D)
         if not np.isfinite(heads_context).all():
             # The fast kernel does not keep the scores: a context vector that is not
-            # finite comes from a score that overflowed or, the weights being at most
-            # 1, from values times dropout's 1 / (1 - p).
+            # finite comes from a score that overflowed, or else from the values.
             check_scores_fit(prepared, rows)
-            raise limits.context_error(
-                prepared.values, keep_scale, prepared.embeddings, prepared.weights
-            )
         result = _output(heads_context, prepared)
     return result
 
@@ -357,7 +357,7 @@ def _exact_blocks(
     """engine.exact_rows over `rows` in blocks, head after head (nn.Dropout's order):
     (head, the block's slice of rows, its dropout mask, (scores, softmax weights,
     weights used, context))."""
-    keep_scale = dropout_scale(prepared.params.dropout) if prepared.dropout else 1.0
+    keep_scale = prepared.keep_scale
     # exact_rows holds scores, weights and their temporaries: about four matrices' worth
     block = engine.block_rows(
         prepared.n_tokens, 4 * prepared.keys.dtype.itemsize, dropout=prepared.dropout is not None
@@ -386,7 +386,13 @@ def _rows(n_tokens: int, query: int | None, rows: NDArray[np.intp] | None) -> ND
 
 
 def _output(heads_context: NDArray[Any], prepared: Prepared) -> NDArray[Any]:
-    """out_proj when the module has one; then a check that nothing overflowed."""
+    """A check that the heads' context vectors are finite (the scores being finite,
+    the weights sum to 1, so only values times dropout's 1 / (1 - p) can overflow);
+    then out_proj when the module has one, and the same check of its output."""
+    if not np.isfinite(heads_context).all():
+        raise limits.context_error(
+            prepared.values, prepared.keep_scale, prepared.embeddings, prepared.weights
+        )
     weights = prepared.weights
     if weights is None or weights.W_out is None:
         return heads_context

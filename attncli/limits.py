@@ -208,7 +208,10 @@ def context_error(
     holds = values.dtype != FLOAT64 and largest(values) * keep_scale < float(
         np.finfo(np.float64).max
     ) / (1.0 + 1e-6)
-    return overflow_error("context vectors", embeddings, weights, values.dtype, holds)
+    what = "context vectors"
+    if keep_scale > 1.0:
+        what += f" (values times dropout's 1 / (1 - p) = {keep_scale:.6g})"
+    return overflow_error(what, embeddings, weights, values.dtype, holds)
 
 
 def out_proj_error(

@@ -416,6 +416,25 @@ def test_large_out_proj_weights_are_blamed(
     )
 
 
+@pytest.mark.parametrize("fmt", ["json", "table", "markdown"])
+def test_values_times_the_dropout_scale_are_blamed(attn: Invoke, tmp_path: Path, fmt: str) -> None:
+    """Scores near 0, values near float64's max: only dropout's 1 / (1 - p) overflows."""
+    tiny, huge = (np.eye(2) * 1e-200).tolist(), (np.eye(2) * 1e308).tolist()
+    weights = {"layout": "xw", "W_query": tiny, "W_key": tiny, "W_value": huge}
+    path = write_json(tmp_path / "w.json", weights)
+    inputs = write_json(tmp_path / "x.json", [[1.0, 1.0]] * 3)
+    argv = ["context", inputs, "-m", "causal", "--weights", path, "-f", fmt]
+    result = attn(*argv, "--dropout", "0.9")
+    assert_usage_error(
+        result,
+        1,
+        f"{path}: the context vectors (values times dropout's 1 / (1 - p) = 10) overflow",
+        "rescale the weights",
+    )
+    without = attn(*argv[:-1], "json")  # (a table of numbers near 1e308 is render's matter)
+    assert without.exit_code == 0, without.stderr
+
+
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [

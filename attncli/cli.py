@@ -319,6 +319,11 @@ def _check_flags(request: Request, output_format: OutputFormat) -> None:
             raise AttnError.usage(
                 "--seed has no effect with --weights unless it seeds --dropout; drop --seed"
             )
+        if "seed" in given and params.dropout >= 1:
+            raise AttnError.usage(
+                "--seed has no effect with --weights and --dropout 1 (the file fixes the "
+                "weights, and dropping every weight draws nothing); drop --seed"
+            )
         if "seed" in given and params.dropout_seed is not None:
             raise AttnError.usage(
                 "--seed has no effect with --weights and --dropout-seed (the file fixes the "
@@ -332,7 +337,12 @@ def _check_flags(request: Request, output_format: OutputFormat) -> None:
         without = "with --dropout 0" if "dropout" in given else "without --dropout"
         raise AttnError.usage(
             f"--dropout-seed has no effect {without} (nothing is dropped); add --dropout P "
-            "with 0 < P ≤ 1, or drop --dropout-seed"
+            "with 0 < P < 1, or drop --dropout-seed"
+        )
+    if "dropout_seed" in given and params.dropout >= 1:
+        raise AttnError.usage(
+            "--dropout-seed has no effect with --dropout 1: every weight is dropped and, as "
+            "in torch, nothing is drawn; drop --dropout-seed"
         )
     if params.dropout and request.command not in ("weights", "context", "explain"):
         raise AttnError.usage(

@@ -340,6 +340,10 @@ def test_dropout_one_warns_nothing_in_a_real_process() -> None:
             ["context", "-m", "causal", "--dropout", "0", "--dropout-seed", "5"],
             ["--dropout-seed has no effect with --dropout 0"],
         ),
+        (
+            ["weights", "-m", "causal", "--dropout", "1", "--dropout-seed", "5"],
+            ["--dropout-seed has no effect with --dropout 1", "nothing is drawn"],
+        ),
         (["context", "-f", "json", "--color"], ["--color has no effect on json output"]),
         (["context", "-f", "csv", "--no-color"], ["--no-color has no effect on csv output"]),
         (["context", "-f", "npy", "--color"], ["--color has no effect on npy"]),

@@ -6,6 +6,7 @@ settings and weights are modes'.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import engine
+from . import engine, limits
 from .errors import AttnError, size_text
 from .loading import Embeddings
 from .modes import (
@@ -24,7 +25,7 @@ from .modes import (
     check_params,
     draw_projections,
 )
-from .rng import DropoutStream, TorchGenerator, dropout_scale
+from .rng import DropoutStream, TorchGenerator, dropout_scale, number_text
 
 # Bytes per (head, query, key) entry while computing: scores, the scaled and shifted
 # copies, exp, weights (and their dropout copy), as float64.
@@ -64,10 +65,12 @@ def check_memory(n_tokens: int, n_rows: int, heads: int, bytes_per_score: int, w
     if available is None or needed <= 0.8 * available:
         return
     shape = f"{heads} x {n_rows} x {n_tokens}" if heads > 1 else f"{n_rows} x {n_tokens}"
+    fewer_heads = f", and fewer --heads than {heads} shrink it in step" if heads > 1 else ""
     raise AttnError(
         f"{what} for {n_tokens} tokens needs about {size_text(needed)} for its {shape} "
         f"attention matrix, but about {size_text(available)} of memory is free; ask for less: "
-        "--query TOKEN computes one row, and a shorter input shrinks it quadratically"
+        f"--query TOKEN computes one row, and a shorter input shrinks it quadratically"
+        f"{fewer_heads}"
     )
 
 
@@ -94,6 +97,15 @@ class Prepared:
     def causal(self) -> bool:
         return self.params.mode is Mode.CAUSAL
 
+    @property
+    def head_dim(self) -> int:
+        return int(self.keys.shape[1]) // self.heads
+
+    @property
+    def keep_scale(self) -> float:
+        """What dropout multiplies the weights it keeps by (1 without dropout)."""
+        return dropout_scale(self.params.dropout) if self.dropout is not None else 1.0
+
     def head(self, h: int) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
         """Head h's queries, keys and values, each (T, head_dim), contiguous."""
         width = self.keys.shape[1] // self.heads
@@ -117,18 +129,24 @@ def prepare(
 ) -> Prepared:
     """Check the settings, draw (or take) the weights and project the inputs."""
     params = params or AttentionParams()
-    check_params(params)
+    from_file = params.projected and weights is not None
+    check_params(params, from_file=from_file)
     dtype = np.dtype(params.dtype.value)
-    X = np.asarray(embeddings.matrix, dtype=dtype)  # (T, d_in)
     gen: TorchGenerator | None = None
     heads = params.heads
     if not params.projected:
         projections = None
     elif weights is None:
+        limits.check_sizes(embeddings, params, None, available_memory())
         projections, gen = draw_projections(embeddings.d_in, params)
     else:
         projections = weights
         heads = _heads_for(weights, params, embeddings)
+        limits.check_sizes(embeddings, params, weights, available_memory())
+    with np.errstate(over="ignore"):
+        X = np.asarray(embeddings.matrix, dtype=dtype)  # (T, d_in)
+    if not np.isfinite(X).all():  # an input beyond float32's range
+        raise limits.overflow_error("inputs", embeddings, None, dtype, True)
     # Overflow is possible only for absurd inputs; it is found in the results and said plainly.
     with np.errstate(over="ignore", invalid="ignore"):
         if projections is not None:
@@ -136,7 +154,8 @@ def prepare(
             keys = _project(X, projections.W_key, projections.b_key)  # (T, D)
             values = _project(X, projections.W_value, projections.b_value)  # (T, D)
             for name, matrix in (("queries", queries), ("keys", keys), ("values", values)):
-                _check_finite(matrix, name, embeddings)
+                if not np.isfinite(matrix).all():
+                    raise limits.projection_error(name, embeddings, projections, dtype)
             scale = float(projections.d_out // heads) ** -0.5  # 1/sqrt(d_k), per head
         else:
             queries = keys = values = X  # (T, d_in)
@@ -147,8 +166,29 @@ def prepare(
             gen = TorchGenerator(params.dropout_seed)
         elif gen is None:  # weights from a file: nothing drawn before the dropout
             gen = TorchGenerator(params.seed)
-        dropout = DropoutStream(gen, X.shape[0], params.dropout)
+        wrapper = params.wrapper or (weights is not None and weights.heads is not None)
+        _check_batch(params, heads, wrapper)
+        # A wrapper's heads are separate modules: each draws the masks of every batch
+        # item before the next head draws; MultiHeadAttention's (b, H, T, T) tensor puts
+        # all of item 0's heads first.
+        head_rows = params.batch * X.shape[0] if wrapper else X.shape[0]
+        dropout = DropoutStream(gen, X.shape[0], params.dropout, head_rows)
+    else:
+        _check_batch(params, heads, False)
     return Prepared(embeddings, params, projections, heads, scale, queries, keys, values, dropout)
+
+
+def _check_batch(params: AttentionParams, heads: int, wrapper: bool) -> None:
+    """--batch changes the numbers shown (batch item 0) only where the other items'
+    dropout masks are drawn before some of item 0's: between a wrapper's heads."""
+    if params.batch == 1 or (wrapper and heads > 1 and 0.0 < params.dropout < 1.0):
+        return
+    raise AttnError.usage(
+        f"--batch {number_text(params.batch)} has no effect here: attn shows batch item 0, "
+        "and only MultiHeadAttentionWrapper (--heads H --wrapper) with --dropout P "
+        "(0 < P < 1) draws another item's dropout masks before item 0's later heads; "
+        "drop --batch"
+    )
 
 
 def compute(
@@ -181,7 +221,8 @@ def compute(
             if keep_all is not None and keep is not None:
                 keep_all[h, span] = keep
             contexts[h].append(context)
-        _check_scores(attn_scores, prepared)
+        if limits.overflowed(attn_scores, rows, prepared.causal):
+            raise _scores_error(prepared, rows)
         heads_context = np.concatenate(
             [np.concatenate(blocks) for blocks in contexts], axis=1
         )  # H x (n, head_dim) -> (n, D)
@@ -235,14 +276,15 @@ def context(
                     rows,
                     prepared.causal,
                     prepared.keep_fn(h),
-                    dropout_scale(prepared.params.dropout) if prepared.dropout else 1.0,
+                    prepared.keep_scale,
                     report,
                 )
             )
         heads_context = np.concatenate(contexts, axis=1)  # H x (n, head_dim) -> (n, D)
-        # Weights are at most 1 and the values finite, so a context vector that is not
-        # finite means the scores overflowed (the fast kernel does not keep them).
-        _check_finite(heads_context, "attention scores", prepared.embeddings)
+        if not np.isfinite(heads_context).all():
+            # The fast kernel does not keep the scores: a context vector that is not
+            # finite comes from a score that overflowed, or else from the values.
+            check_scores_fit(prepared, rows)
         result = _output(heads_context, prepared)
     return result
 
@@ -255,14 +297,58 @@ def iter_rows(
 ) -> Iterator[NDArray[np.floating[Any]]]:
     """The attention scores (kind "scores": unscaled, -inf where masked) or weights
     ("weights": after dropout) of every token or `query`, as blocks of rows, head
-    after head: for output streamed without holding the T x T matrix."""
+    after head: for output streamed without holding the T x T matrix.
+
+    A score that overflows is found here, before the first block is handed out, so
+    that an error never follows part of an output."""
     rows = _rows(prepared.n_tokens, query, None)
+    check_scores_fit(prepared, rows)
+    return _blocks_of(prepared, kind, rows, progress)
+
+
+def _blocks_of(
+    prepared: Prepared,
+    kind: str,
+    rows: NDArray[np.intp],
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[NDArray[np.floating[Any]]]:
     total = prepared.heads * len(rows)
     for h, span, _, (scores, _, used, _) in _exact_blocks(prepared, rows, kind == "weights"):
-        _check_scores(scores, prepared)
+        if limits.overflowed(scores, rows[span], prepared.causal):  # ruled out up front
+            raise _scores_error(prepared, rows)
         if progress is not None:
             progress(h * len(rows) + span.stop, total)
         yield scores if kind == "scores" else used
+
+
+def check_scores_fit(prepared: Prepared, rows: NDArray[np.intp]) -> None:
+    """Raise the overflow error if a score of these query rows (an unmasked one) does
+    not fit the dtype. Cheap for every ordinary input: by Cauchy-Schwarz no score
+    exceeds score_bound, and only a head whose bound comes near the dtype's largest
+    number has its scores computed (and only checked, block by block)."""
+    limit = limits.safe_limit(prepared.keys.dtype, prepared.head_dim)
+    for h in range(prepared.heads):
+        if score_bound(prepared, h, rows) < limit:
+            continue
+        Q, K, _ = prepared.head(h)
+        if limits.scores_overflow(Q, K, rows, prepared.causal):
+            raise _scores_error(prepared, rows)
+
+
+def score_bound(prepared: Prepared, h: int, rows: NDArray[np.intp]) -> float:
+    """limits.score_bound of head h's queries of `rows` and all its keys."""
+    part = slice(h * prepared.head_dim, (h + 1) * prepared.head_dim)
+    queries = prepared.queries[:, part]
+    if len(rows) < prepared.n_tokens:
+        queries = queries[rows]
+    return limits.score_bound(queries, prepared.keys[:, part])
+
+
+def _scores_error(prepared: Prepared, rows: NDArray[np.intp]) -> AttnError:
+    bounds = [score_bound(prepared, h, rows) for h in range(prepared.heads)]
+    return limits.scores_error(
+        prepared.embeddings, prepared.weights, prepared.keys.dtype, bounds, prepared.head_dim
+    )
 
 
 def _exact_blocks(
@@ -271,7 +357,7 @@ def _exact_blocks(
     """engine.exact_rows over `rows` in blocks, head after head (nn.Dropout's order):
     (head, the block's slice of rows, its dropout mask, (scores, softmax weights,
     weights used, context))."""
-    keep_scale = dropout_scale(prepared.params.dropout) if prepared.dropout else 1.0
+    keep_scale = prepared.keep_scale
     # exact_rows holds scores, weights and their temporaries: about four matrices' worth
     block = engine.block_rows(
         prepared.n_tokens, 4 * prepared.keys.dtype.itemsize, dropout=prepared.dropout is not None
@@ -300,23 +386,21 @@ def _rows(n_tokens: int, query: int | None, rows: NDArray[np.intp] | None) -> ND
 
 
 def _output(heads_context: NDArray[Any], prepared: Prepared) -> NDArray[Any]:
-    """out_proj when the module has one; then a check that nothing overflowed."""
+    """A check that the heads' context vectors are finite (the scores being finite,
+    the weights sum to 1, so only values times dropout's 1 / (1 - p) can overflow);
+    then out_proj when the module has one, and the same check of its output."""
+    if not np.isfinite(heads_context).all():
+        raise limits.context_error(
+            prepared.values, prepared.keep_scale, prepared.embeddings, prepared.weights
+        )
     weights = prepared.weights
-    result = heads_context
-    if weights is not None and weights.W_out is not None:
-        result = _project(heads_context, weights.W_out, weights.b_out)
-    _check_finite(result, "context vectors", prepared.embeddings)
+    if weights is None or weights.W_out is None:
+        return heads_context
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = _project(heads_context, weights.W_out, weights.b_out)  # (n, D)
+    if not np.isfinite(result).all():
+        raise limits.out_proj_error(heads_context, prepared.embeddings, weights)
     return result
-
-
-def _check_scores(attn_scores: NDArray[Any], prepared: Prepared) -> None:
-    # -inf is a masked score; anything else not finite is an overflow
-    if (
-        np.isnan(attn_scores).any()
-        or np.isposinf(attn_scores).any()
-        or (not prepared.causal and np.isneginf(attn_scores).any())
-    ):
-        _check_finite(attn_scores, "attention scores", prepared.embeddings)
 
 
 def _project(
@@ -325,6 +409,41 @@ def _project(
     W = W.astype(X.dtype, copy=False)
     projected: NDArray[Any] = X @ W  # (n, d_in) @ (d_in, D) -> (n, D)
     return projected if b is None else projected + b.astype(X.dtype, copy=False)
+
+
+def check_file_heads(weights: Projections, heads: int, heads_given: bool) -> None:
+    """What the command line must say about heads for weights from a file: a fused
+    MultiHeadAttention (it has an out_proj) does not record its head count, so --heads
+    must; a wrapper's file does record it, and --heads must agree."""
+    source = weights.file or "the weights"
+    if weights.heads is not None:
+        if heads_given and heads != weights.heads:
+            raise AttnError.usage(
+                f"--heads {number_text(heads)} contradicts {source}, which holds "
+                f"{weights.heads} heads (heads.0 to heads.{weights.heads - 1}); drop --heads"
+            )
+        return
+    if weights.W_out is not None and not heads_given:
+        raise AttnError.usage(
+            f"{source} holds an out_proj: the weights of a MultiHeadAttention, whose head "
+            f"count a state_dict does not record; add --heads H with the module's num_heads "
+            f"(H divides d_out = {weights.d_out}: {_divisors_text(weights.d_out)})"
+        )
+
+
+def _divisors_text(n: int) -> str:
+    """The divisors of n, the middle ones elided when there are many.
+
+    >>> _divisors_text(6), _divisors_text(768)
+    ('1, 2, 3, 6', '1, 2, 3, 4, 6, 8, …, 768')
+    """
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    divisors = sorted(set(small) | {n // d for d in small})
+    return (
+        ", ".join(map(str, divisors))
+        if len(divisors) <= 8
+        else (", ".join(map(str, divisors[:6])) + f", …, {n}")
+    )
 
 
 def _heads_for(weights: Projections, params: AttentionParams, embeddings: Embeddings) -> int:
@@ -336,26 +455,22 @@ def _heads_for(weights: Projections, params: AttentionParams, embeddings: Embedd
             f"{embeddings.source} has {embeddings.d_in}-dimensional embeddings; use "
             "weights made for these inputs"
         )
+    if weights.d_out < 1:
+        raise AttnError(
+            f"{source}: W_query has no output dimensions (d_out = 0); give weights with "
+            "at least one"
+        )
     heads = params.heads
     if weights.heads is not None:
         if heads not in (1, weights.heads):
             raise AttnError.usage(
-                f"--heads {heads} contradicts {source}, which holds "
+                f"--heads {number_text(heads)} contradicts {source}, which holds "
                 f"{weights.heads} heads; drop --heads"
             )
         heads = weights.heads
     if weights.d_out % heads:
         raise AttnError.usage(
-            f"--heads {heads} does not divide the {weights.d_out} output dimensions of "
-            f"{source}; pick a head count that divides {weights.d_out}"
+            f"--heads {number_text(heads)} does not divide the {weights.d_out} output "
+            f"dimensions of {source}; pick a head count that divides {weights.d_out}"
         )
     return heads
-
-
-def _check_finite(matrix: NDArray[Any], what: str, embeddings: Embeddings) -> None:
-    if not np.isfinite(matrix).all():
-        largest = float(np.max(np.abs(embeddings.matrix)))
-        raise AttnError(
-            f"{embeddings.source}: the {what} overflow float64 (inputs as large as "
-            f"{largest:.3g} make numbers beyond 1.8e308); rescale the embeddings"
-        )

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__, output, signals
-from .attention import Prepared, compute, prepare
+from .attention import Prepared, check_file_heads, compute, prepare
 from .errors import AttnError, ExitStatus
 from .loading import Embeddings, InputFormat, book_example, load, loads
 from .modes import AttentionParams, AttentionResult, DType, Init, Mode
@@ -78,6 +78,7 @@ def request_from(parsed: Parsed) -> Request:
         wrapper=values["wrapper"],
         dropout=values["dropout"],
         dropout_seed=values["dropout_seed"],
+        batch=values["batch"],
         dtype=DType(values["dtype"]),
     )
     return Request(
@@ -194,6 +195,7 @@ def execute(request: Request) -> None:
         from .weights_file import load_weights
 
         weights = load_weights(request.weights, embeddings.d_in)
+        check_file_heads(weights, request.params.heads, "heads" in request.explicit)
 
     if output_format in _DRAWN:
         rows = _table_rows(len(embeddings.tokens), query)
@@ -319,17 +321,34 @@ def _check_flags(request: Request, output_format: OutputFormat) -> None:
                     f"{_flag(name)} has no effect with --weights (the file fixes the "
                     f"weights); drop {_flag(name)}"
                 )
-        if "seed" in given and (params.dropout == 0 or params.dropout_seed is not None):
+        if "seed" in given and params.dropout == 0:
             raise AttnError.usage(
                 "--seed has no effect with --weights unless it seeds --dropout; drop --seed"
+            )
+        if "seed" in given and params.dropout >= 1:
+            raise AttnError.usage(
+                "--seed has no effect with --weights and --dropout 1 (the file fixes the "
+                "weights, and dropping every weight draws nothing); drop --seed"
+            )
+        if "seed" in given and params.dropout_seed is not None:
+            raise AttnError.usage(
+                "--seed has no effect with --weights and --dropout-seed (the file fixes the "
+                "weights, --dropout-seed seeds the dropout); drop --seed"
             )
     if "wrapper" in given and params.heads == 1:
         raise AttnError.usage(
             "--wrapper has no effect with one head; add --heads 2 (or more), or drop --wrapper"
         )
-    if "dropout_seed" in given and "dropout" not in given:
+    if "dropout_seed" in given and params.dropout == 0:
+        without = "with --dropout 0" if "dropout" in given else "without --dropout"
         raise AttnError.usage(
-            "--dropout-seed has no effect without --dropout; add --dropout P, or drop it"
+            f"--dropout-seed has no effect {without} (nothing is dropped); add --dropout P "
+            "with 0 < P < 1, or drop --dropout-seed"
+        )
+    if "dropout_seed" in given and params.dropout >= 1:
+        raise AttnError.usage(
+            "--dropout-seed has no effect with --dropout 1: every weight is dropped and, as "
+            "in torch, nothing is drawn; drop --dropout-seed"
         )
     if params.dropout and request.command not in ("weights", "context", "explain"):
         raise AttnError.usage(
@@ -341,6 +360,12 @@ def _check_flags(request: Request, output_format: OutputFormat) -> None:
             f"attn explain writes panels (-f table, svg or html) or one JSON object "
             f"(-f json), not {output_format.value}; for numbers use attn scores, weights or "
             "context"
+        )
+    if "color" in given and output_format not in _DRAWN:
+        flag = "--color" if request.color else "--no-color"
+        raise AttnError.usage(
+            f"{flag} has no effect on {output_format.value} output (only tables, SVG and HTML "
+            f"have colours); drop {flag}"
         )
     if output_format is OutputFormat.NPY and request.output is None and stdout_is_terminal():
         raise AttnError.usage(
@@ -374,6 +399,7 @@ _WEIGHT_FLAGS = (
     "wrapper",
     "dropout",
     "dropout_seed",
+    "batch",
     "weights",
 )
 

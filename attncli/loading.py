@@ -96,11 +96,14 @@ class Embeddings:
         if len(folded) > 1:
             raise _ambiguous(query, folded, self.tokens)
         if re.fullmatch(r"[+-]?\d+", query.strip()):
-            index = int(query)
+            digits = len(query.strip().lstrip("+-").lstrip("0"))
+            # int() refuses more than 4300 digits; 20 are beyond any input already
+            index = int(query) if digits <= 20 else len(self.tokens)
             if 0 <= index < len(self.tokens):
                 return index
+            shown = query if digits <= 20 else f"{query.strip()[:12]}… ({digits} digits)"
             raise AttnError.usage(
-                f"--query {query} is out of range: {self.source} has {len(self.tokens)} "
+                f"--query {shown} is out of range: {self.source} has {len(self.tokens)} "
                 f"tokens, so an index runs from 0 to {len(self.tokens) - 1}"
             )
         import difflib  # only for a query that is not a token

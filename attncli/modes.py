@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from .errors import AttnError
 from .loading import Embeddings
-from .rng import TorchGenerator, check_seed
+from .rng import TorchGenerator, check_seed, number_text
 
 
 class Mode(str, enum.Enum):
@@ -65,6 +65,10 @@ class AttentionParams:
     wrapper: bool = False  # heads as separate modules of d_out each, no out_proj (3.6.1)
     dropout: float = 0.0
     dropout_seed: int | None = None  # re-seed just before the dropout draws
+    # Copies of the input in the batch the module runs on, as the book's torch.stack: attn
+    # shows item 0, but with dropout the later items' masks are drawn between the
+    # wrapper's heads (see attention.dropout_stream).
+    batch: int = 1
     dtype: DType = DType.FLOAT64
 
     def __post_init__(self) -> None:
@@ -159,22 +163,29 @@ class AttentionResult:
         return int(self.keys.shape[1]) // self.heads
 
 
-def check_params(params: AttentionParams) -> None:
-    """Refuse settings no attention module can have, with the fix."""
-    if params.d_out < 1:
-        raise AttnError.usage(
-            f"--d-out {params.d_out} is too small: the projections need d_out ≥ 1 "
-            "dimensions (the book uses 2)"
-        )
+def check_params(params: AttentionParams, from_file: bool = False) -> None:
+    """Refuse settings no attention module can have, with the fix. With weights
+    `from_file`, the file fixes d_out (and params.d_out means nothing), so the head
+    count is checked against the file instead (attention.prepare does that)."""
+    if not from_file:
+        if params.d_out < 1:
+            raise AttnError.usage(
+                f"--d-out {number_text(params.d_out)} is too small: the projections need "
+                "d_out ≥ 1 dimensions (the book uses 2)"
+            )
+        if params.heads > 1 and not params.wrapper and params.d_out % params.heads:
+            heads = number_text(params.heads)
+            suggestion = max(1, params.d_out // params.heads)
+            raise AttnError.usage(
+                f"--d-out {number_text(params.d_out)} does not split into --heads {heads}: "
+                "MultiHeadAttention gives each head d_out / heads dimensions; pick a d_out "
+                f"that {heads} divides (e.g. --d-out {number_text(params.heads * suggestion)}), "
+                "or --wrapper for heads of d_out each"
+            )
     if params.heads < 1:
-        raise AttnError.usage(f"--heads {params.heads} is too small: attention needs a head")
-    if params.heads > 1 and not params.wrapper and params.d_out % params.heads:
-        suggestion = max(1, params.d_out // params.heads)
         raise AttnError.usage(
-            f"--d-out {params.d_out} does not split into --heads {params.heads}: "
-            "MultiHeadAttention gives each head d_out / heads dimensions; pick a d_out "
-            f"that {params.heads} divides (e.g. --d-out {params.heads * suggestion}), or "
-            "--wrapper for heads of d_out each"
+            f"--heads {number_text(params.heads)} is too small: attention needs a head; "
+            "give --heads 1 or more"
         )
     if not 0.0 <= params.dropout <= 1.0:
         raise AttnError.usage(
@@ -185,9 +196,14 @@ def check_params(params: AttentionParams) -> None:
             "--qkv-bias needs --init linear: the torch.rand weights of section 3.4.1 "
             "have no bias, nn.Linear's have"
         )
+    if params.batch < 1:
+        raise AttnError.usage(
+            f"--batch {number_text(params.batch)} is too small: a batch holds at least one "
+            "copy of the input (the book stacks two)"
+        )
     check_seed(params.seed)
     if params.dropout_seed is not None:
-        check_seed(params.dropout_seed)
+        check_seed(params.dropout_seed, "--dropout-seed")
 
 
 def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, TorchGenerator]:

@@ -230,6 +230,17 @@ FLAGS: tuple[Flag, ...] = (
         show_default=False,
     ),
     Flag(
+        "batch",
+        ("--batch",),
+        "int",
+        1,
+        "Run on B copies of the input, as the book's torch.stack((inputs, inputs)) for B = 2, "
+        "and show item 0: with --wrapper and --dropout, each head draws every item's mask "
+        "before the next head draws.",
+        ATTENTION_PANEL,
+        metavar="B",
+    ),
+    Flag(
         "weights",
         ("--weights",),
         "text",

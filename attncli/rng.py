@@ -31,14 +31,22 @@ _LOW53 = np.uint64(2**53 - 1)
 _SKIP_CHUNK = 1 << 20  # draws discarded at a time when skipping ahead
 
 
-def check_seed(seed: int) -> int:
-    """Return `seed` if torch.manual_seed would accept it, else raise a usage error."""
+def check_seed(seed: int, flag: str = "--seed") -> int:
+    """Return `seed` if torch.manual_seed would accept it, else raise a usage error
+    naming `flag`, the option that gave it."""
     if not SEED_MIN <= seed <= SEED_MAX:
         raise AttnError.usage(
-            f"--seed {seed} is out of range: torch.manual_seed takes integers from "
+            f"{flag} {number_text(seed)} is out of range: torch.manual_seed takes integers from "
             f"{SEED_MIN} to {SEED_MAX}; pick a seed in that range"
         )
     return seed
+
+
+def number_text(number: int) -> str:
+    """An integer for a message: a huge one by its size, not its thousands of digits."""
+    if abs(number) < 10**30:
+        return str(number)
+    return f"{'-' if number < 0 else ''}≈10^{math.log10(abs(number)):.0f}"
 
 
 class TorchGenerator:
@@ -163,8 +171,11 @@ def dropout_scale(p: float) -> float:
     """The factor nn.Dropout gives kept elements: float32(1) / float32(1 - p).
 
     torch multiplies by this float32 reciprocal, which is not always 1/(1 - p) exactly
-    (p = 0.45 shows the difference).
+    (p = 0.45 shows the difference). p = 1 keeps nothing: torch multiplies the input
+    by zero then (rather than by 1/0), so the factor is 0.
     """
+    if p >= 1.0:
+        return 0.0
     return float(np.float32(1.0) / np.float32(1.0 - p))
 
 
@@ -173,13 +184,21 @@ class DropoutStream:
     stream, handed out row by row. Rows asked for in order (head by head, rows
     ascending) are drawn as they come; rows left out are skipped over in the stream
     (MT19937 has no cheap jump, so that costs their draws); asking for an earlier row
-    replays the stream from its start."""
+    replays the stream from its start.
 
-    def __init__(self, start: TorchGenerator, n_tokens: int, p: float) -> None:
+    Head h's mask starts `head_rows` rows of T draws after head h - 1's: T when the
+    heads are one tensor (MultiHeadAttention, and any module on a batch of one); B * T
+    for MultiHeadAttentionWrapper on a batch of B, whose every head draws the masks of
+    all B batch items before the next head draws (attn shows item 0)."""
+
+    def __init__(
+        self, start: TorchGenerator, n_tokens: int, p: float, head_rows: int | None = None
+    ) -> None:
         self._start = start.copy()
         self._gen = start.copy()
         self._position = 0  # mask elements drawn or skipped so far
         self.n_tokens = n_tokens
+        self.head_rows = n_tokens if head_rows is None else head_rows
         self.p = p
         self._draws = 0 if p <= 0.0 or p >= 1.0 else 2  # per element
 
@@ -192,7 +211,7 @@ class DropoutStream:
             run = 1  # consecutive rows are drawn in one go
             while k + run < len(rows) and rows[k + run] == rows[k] + run:
                 run += 1
-            start = (head * T + int(rows[k])) * T
+            start = (head * self.head_rows + int(rows[k])) * T
             if start < self._position:
                 self._gen = self._start.copy()
                 self._position = 0

@@ -22,6 +22,7 @@ ALLOWED = {
     "csv_input": {"numpy"},
     "modes": {"numpy"},
     "attention": {"numpy"},
+    "limits": {"numpy"},
     "weights_file": {"numpy"},
     "render": {"numpy", "rich"},
     "render_explain": {"numpy", "rich"},

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import __version__, output, signals
 from .attention import Prepared, check_file_heads, compute, prepare
-from .errors import AttnError, ExitStatus
+from .errors import AttnError, ExitStatus, shown_text
 from .loading import Embeddings, InputFormat, book_example, load, loads
 from .modes import AttentionParams, AttentionResult, DType, Init, Mode
 from .options import OutputFormat, Parsed, parse
@@ -168,9 +168,13 @@ def _traceback_if_debugging() -> None:
 
 
 def _fail(message: str, status: int) -> int:
+    # File names and tokens in a message come from the user: nothing in them may move
+    # the cursor, set the title or break the one line (tokens are quoted with repr,
+    # whose backslashes stay single).
+    line = shown_text(message, backslash=False)
     if sys.stderr is not None:  # with stderr closed, the exit status says it all
         with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(f"attn: error: {message}\n")
+            sys.stderr.write(f"attn: error: {line}\n")
             sys.stderr.flush()
     return status
 

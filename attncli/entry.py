@@ -73,9 +73,11 @@ def _flush_stdout(status: int) -> int:
 
 
 def _report(message: str, status: int) -> int:
+    from .errors import shown_text
+
     if sys.stderr is not None:
         try:
-            sys.stderr.write(f"attn: error: {message}\n")
+            sys.stderr.write(f"attn: error: {shown_text(message, backslash=False)}\n")
             sys.stderr.flush()
         except (OSError, ValueError):
             pass  # stderr is gone too: the exit status says it all

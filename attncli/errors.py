@@ -68,21 +68,25 @@ _REORDERING = frozenset(
 _NAMED = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
-def shown_text(text: str) -> str:
+def shown_text(text: str, backslash: bool = True) -> str:
     r"""`text` as it may be shown on a terminal or in a line-based format: control
     characters, lone surrogates and line-reordering characters become visible escapes,
     in the spelling of Python's repr and git's quoted paths (\n, \t, \x1b, \u202e,
     \ud800), and a backslash is doubled, so what is shown reads back unambiguously.
     Everything else (letters of any script, emoji, spaces) stays as it is.
+    `backslash=False` leaves backslashes single: for a message whose tokens are quoted
+    with repr already, where only safety for the terminal is wanted.
 
     >>> shown_text("journey")
     'journey'
     >>> print(shown_text("a\x1b[2Jb\nc\\d \u202e\ud800"))
     a\x1b[2Jb\nc\\d \u202e\ud800
+    >>> print(shown_text("'a\\x1b' in b\x1b.csv", backslash=False))
+    'a\x1b' in b\x1b.csv
     """
-    if text.isprintable() and "\\" not in text:  # all that may need escaping is unprintable
-        return text
-    return "".join(_shown_char(char) for char in text)
+    if text.isprintable() and ("\\" not in text or not backslash):
+        return text  # all that may need escaping is unprintable
+    return "".join(char if char == "\\" and not backslash else _shown_char(char) for char in text)
 
 
 def _shown_char(char: str) -> str:

@@ -100,6 +100,7 @@ def params_dict(setup: Setup) -> dict[str, Any]:
             "qkv_bias": None,
             "dropout": None,
             "dropout_seed": None,
+            "batch": None,
             "weights": None,
             "parameters": 0,
             "dtype": params.dtype.value,
@@ -120,6 +121,7 @@ def params_dict(setup: Setup) -> dict[str, Any]:
         "qkv_bias": weights is not None and weights.b_query is not None,
         "dropout": params.dropout,
         "dropout_seed": params.dropout_seed,
+        "batch": params.batch,
         "weights": file,
         "parameters": weights.parameters if weights is not None else 0,
         "dtype": params.dtype.value,
@@ -152,10 +154,22 @@ def _rows_of(blocks: Iterable[NDArray[np.floating[Any]]]) -> Iterator[NDArray[np
         yield from block
 
 
+# From this size on, numbers are shown as 1.2346e+38: fixed decimals would print dozens
+# of digits that float64 does not even hold.
+LARGE_NUMBER = 1e15
+
+
 def format_number(value: float, precision: int) -> str:
-    """A number at `precision` decimals as tables show it (-inf stays; no -0.00)."""
+    """A number at `precision` decimals as tables show it (-inf stays; no -0.00; huge
+    numbers in scientific notation).
+
+    >>> format_number(-0.00001, 4), format_number(2.5e38, 4)
+    ('0.0000', '2.5000e+38')
+    """
     if value == -math.inf:
         return "-inf"
+    if abs(value) >= LARGE_NUMBER:
+        return f"{value:.{precision}e}"
     text = f"{value:.{precision}f}"
     return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.00"
 
@@ -177,6 +191,8 @@ def settings_line(result: AttentionResult) -> str:
         if settings["qkv_bias"]:
             parts.append("qkv_bias")
         parts.append(f"scale=1/√{result.head_dim}={result.scale:.4g}")
+        if params.batch > 1:
+            parts.append(f"batch item 0 of {params.batch}")
     else:
         parts.append("inputs as queries, keys, values; no scaling")
     return " · ".join(parts)

@@ -169,6 +169,9 @@ def render(walk: Walkthrough, precision: int = 4) -> RenderableType:
                     f"nn.Dropout({p:g}) in training mode (book 3.5.2): each weight is kept "
                     f"with probability {1 - p:g} and kept ones are scaled by "
                     f"{dropout_scale(p):.6g}, so the expected sum stays 1."
+                    if p < 1
+                    else "nn.Dropout(1) in training mode (book 3.5.2) drops every weight: "
+                    "all are 0, as torch gives them, and nothing is drawn."
                 ),
                 _two_column(
                     tokens,

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from .errors import shown_text
 from .modes import AttentionResult, Mode
-from .render import View, format_number, settings_line, view
+from .render import LARGE_NUMBER, View, format_number, settings_line, view
 from .rng import dropout_scale
 
 if TYPE_CHECKING:
@@ -100,8 +100,11 @@ def heat_fraction(shown: View) -> NDArray[np.floating[Any]]:
     if not finite.size:
         return np.full(values.shape, np.nan)
     low, high = float(finite.min()), float(finite.max())
+    # Divided by the largest magnitude first: the range of scores near float64's limit
+    # (1e308 - (-1e308)) would itself overflow.
+    size = max(abs(low), abs(high)) or 1.0
     with np.errstate(invalid="ignore"):
-        fraction = (values - low) / (high - low or 1.0)
+        fraction = (values / size - low / size) / ((high / size - low / size) or 1.0)
     return np.where(np.isfinite(values), fraction, np.nan)
 
 
@@ -142,6 +145,8 @@ def _caption(result: AttentionResult, shown: View, hidden: int) -> str:
         lines.append(
             f"dropout p={params.dropout:g} (seed {seed}): {what} after dropout, kept ones "
             f"×{dropout_scale(params.dropout):.6g}"
+            if params.dropout < 1
+            else f"dropout p=1: every weight dropped ({what} after dropout)"
         )
     shown_rows = len(result.rows)
     left_out = len(result.tokens) - shown_rows if result.query_index is None else 0
@@ -203,13 +208,17 @@ def to_table(
 
 def _number_widths(values: NDArray[np.floating[Any]], precision: int) -> NDArray[np.intp]:
     """The width of each column's widest number at `precision` decimals (-inf: 4)."""
-    magnitude = np.abs(np.where(np.isfinite(values), values, 0.0))
-    rounded = np.round(magnitude, precision)
-    with np.errstate(divide="ignore"):
-        digits = np.where(rounded >= 1, np.floor(np.log10(np.maximum(rounded, 1))) + 1, 1)
+    magnitude = np.abs(np.where(np.isfinite(values), values, 0.0)).astype(np.float64)
+    large = magnitude >= LARGE_NUMBER  # shown as 1.2346e+38: measured one by one
+    # Rounding can carry into a new digit (9.99996 -> 10.0000); 10**precision times a
+    # large number could overflow, so they are left out of it.
+    rounded = np.round(np.where(large, 0.0, magnitude), precision)
+    digits = np.floor(np.log10(np.maximum(rounded, 1))) + 1
     negative = (values < 0) & (rounded > 0)  # -0.0000 prints as 0.0000
     widths = digits + negative + (precision + 1 if precision else 0)
     widths = np.where(np.isneginf(values), 4, widths)
+    for index in zip(*np.nonzero(large), strict=True):
+        widths[index] = len(format_number(float(values[index]), precision))
     column_widths: NDArray[np.intp] = widths.max(axis=(0, 1)).astype(np.intp)  # (H, n, m) -> (m,)
     return column_widths
 

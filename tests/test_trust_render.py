@@ -453,3 +453,49 @@ def test_no_line_ends_in_a_space(
     text = Path(args[-1]).read_text("utf-8") if "-o" in args else result.stdout
     assert len(text.splitlines()) > 5
     assert [line for line in text.splitlines() if line.endswith(" ")] == []
+
+
+# ---------------------------------------------------------------- messages, huge numbers, p = 1
+
+
+def test_a_message_never_carries_control_characters(attn: Invoke, tmp_path: Path) -> None:
+    """A file name is the user's text too: an error naming it stays one harmless line."""
+    name = tmp_path / "evil\x1b]0;pwned\x07\x1b[2J\nname.csv"
+    name.write_text("token,a\nx,1\ny,oops\n", encoding="utf-8")
+    result = attn("context", str(name), terminal=True)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert not FORBIDDEN.search(result.stderr[:-1].replace("\n", "\x00"))
+    assert "evil\\x1b]0;pwned\\x07\\x1b[2J\\nname.csv: line 3" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("rows", "args"),
+    [
+        ([[1e19, 1e19], [1, 2], [-1e19, 1e19]], ["--dtype", "float32"]),
+        ([[1e154, 1e154], [1, 1], [-1e154, 1e154]], ["-m", "trainable"]),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_huge_scores_show_whole_in_scientific_notation(
+    attn: Invoke, rows: list[list[float]], args: list[str], fmt: str
+) -> None:
+    """Scores near the dtype's limit are shown, each whole and readable, not cropped to
+    "1…" (nor, before, an exit 70 from an overflowing width computation)."""
+    source = json.dumps(rows)
+    result = attn("scores", "-", *args, "-f", fmt, input=source)
+    assert (result.exit_code, result.stderr) == (0, "")
+    shown = json.loads(attn("scores", "-", *args, "-f", "json", input=source).stdout)["values"]
+    for value in np.ravel(shown):
+        text = f"{value:.4e}" if abs(value) >= 1e15 else f"{value:.4f}"
+        assert text in result.stdout
+    assert "…" not in result.stdout
+
+
+def test_dropout_one_says_every_weight_is_dropped(attn: Invoke) -> None:
+    table = attn("weights", "-m", "causal", "--dropout", "1", "-f", "table", terminal=True)
+    assert "dropout p=1: every weight dropped" in table.stdout
+    assert "×0" not in table.stdout
+    walk = attn("explain", "-m", "causal", "--dropout", "1", "-f", "table", terminal=True)
+    assert "drops every weight" in walk.stdout
+    assert "scaled by 0" not in walk.stdout

@@ -16,11 +16,12 @@ from numpy.typing import NDArray
 
 from . import engine, limits
 from .errors import AttnError, size_text
+from .heads import HeadLayout
 from .loading import Embeddings
+from .masks import Mask
 from .modes import (
     AttentionParams,
     AttentionResult,
-    Mode,
     Projections,
     check_params,
     draw_projections,
@@ -82,7 +83,8 @@ class Prepared:
     embeddings: Embeddings
     params: AttentionParams
     weights: Projections | None  # None in plain mode
-    heads: int
+    layout: HeadLayout
+    mask: Mask
     scale: float  # 1/sqrt(head_dim), or 1 in plain mode
     queries: NDArray[np.floating[Any]]  # (T, D)
     keys: NDArray[np.floating[Any]]  # (T, D)
@@ -94,12 +96,12 @@ class Prepared:
         return int(self.keys.shape[0])
 
     @property
-    def causal(self) -> bool:
-        return self.params.mode is Mode.CAUSAL
+    def heads(self) -> int:
+        return self.layout.heads
 
     @property
     def head_dim(self) -> int:
-        return int(self.keys.shape[1]) // self.heads
+        return self.layout.head_dim
 
     @property
     def keep_scale(self) -> float:
@@ -108,10 +110,11 @@ class Prepared:
 
     def head(self, h: int) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
         """Head h's queries, keys and values, each (T, head_dim), contiguous."""
-        width = self.keys.shape[1] // self.heads
-        part = slice(h * width, (h + 1) * width)
-        return tuple(  # type: ignore[return-value]
-            np.ascontiguousarray(m[:, part]) for m in (self.queries, self.keys, self.values)
+        query_part, kv_part = self.layout.columns(h), self.layout.kv_columns(h)
+        return (
+            np.ascontiguousarray(self.queries[:, query_part]),
+            np.ascontiguousarray(self.keys[:, kv_part]),
+            np.ascontiguousarray(self.values[:, kv_part]),
         )
 
     def keep_fn(self, h: int) -> engine.KeepFn | None:
@@ -175,7 +178,10 @@ def prepare(
         dropout = DropoutStream(gen, X.shape[0], params.dropout, head_rows)
     else:
         _check_batch(params, heads, False)
-    return Prepared(embeddings, params, projections, heads, scale, queries, keys, values, dropout)
+    layout = HeadLayout.for_width(int(keys.shape[1]), heads)
+    return Prepared(
+        embeddings, params, projections, layout, params.mask, scale, queries, keys, values, dropout
+    )
 
 
 def _check_batch(params: AttentionParams, heads: int, wrapper: bool) -> None:
@@ -221,10 +227,10 @@ def compute(
             if keep_all is not None and keep is not None:
                 keep_all[h, span] = keep
             contexts[h].append(context)
-        if limits.overflowed(attn_scores, rows, prepared.causal):
+        if limits.overflowed(attn_scores, rows, prepared.mask):
             raise _scores_error(prepared, rows)
-        heads_context = np.concatenate(
-            [np.concatenate(blocks) for blocks in contexts], axis=1
+        heads_context = prepared.layout.join(
+            [np.concatenate(blocks) for blocks in contexts]
         )  # H x (n, head_dim) -> (n, D)
         context_vecs = _output(heads_context, prepared)
     return AttentionResult(
@@ -232,7 +238,8 @@ def compute(
         params=prepared.params,
         query_index=query,
         rows=rows,
-        heads=prepared.heads,
+        layout=prepared.layout,
+        mask=prepared.mask,
         scale=prepared.scale,
         weights=prepared.weights,
         queries=prepared.queries[rows],
@@ -274,13 +281,13 @@ def context(
                     V,
                     prepared.scale,
                     rows,
-                    prepared.causal,
+                    prepared.mask,
                     prepared.keep_fn(h),
                     prepared.keep_scale,
                     report,
                 )
             )
-        heads_context = np.concatenate(contexts, axis=1)  # H x (n, head_dim) -> (n, D)
+        heads_context = prepared.layout.join(contexts)  # H x (n, head_dim) -> (n, D)
         if not np.isfinite(heads_context).all():
             # The fast kernel does not keep the scores: a context vector that is not
             # finite comes from a score that overflowed, or else from the values.
@@ -314,7 +321,7 @@ def _blocks_of(
 ) -> Iterator[NDArray[np.floating[Any]]]:
     total = prepared.heads * len(rows)
     for h, span, _, (scores, _, used, _) in _exact_blocks(prepared, rows, kind == "weights"):
-        if limits.overflowed(scores, rows[span], prepared.causal):  # ruled out up front
+        if limits.overflowed(scores, rows[span], prepared.mask):  # ruled out up front
             raise _scores_error(prepared, rows)
         if progress is not None:
             progress(h * len(rows) + span.stop, total)
@@ -331,17 +338,17 @@ def check_scores_fit(prepared: Prepared, rows: NDArray[np.intp]) -> None:
         if score_bound(prepared, h, rows) < limit:
             continue
         Q, K, _ = prepared.head(h)
-        if limits.scores_overflow(Q, K, rows, prepared.causal):
+        if limits.scores_overflow(Q, K, rows, prepared.mask):
             raise _scores_error(prepared, rows)
 
 
 def score_bound(prepared: Prepared, h: int, rows: NDArray[np.intp]) -> float:
     """limits.score_bound of head h's queries of `rows` and all its keys."""
-    part = slice(h * prepared.head_dim, (h + 1) * prepared.head_dim)
-    queries = prepared.queries[:, part]
+    layout = prepared.layout
+    queries = prepared.queries[:, layout.columns(h)]
     if len(rows) < prepared.n_tokens:
         queries = queries[rows]
-    return limits.score_bound(queries, prepared.keys[:, part])
+    return limits.score_bound(queries, prepared.keys[:, layout.kv_columns(h)])
 
 
 def _scores_error(prepared: Prepared, rows: NDArray[np.intp]) -> AttnError:
@@ -370,7 +377,7 @@ def _exact_blocks(
             keep = keep_fn(part) if keep_fn is not None else None
             with np.errstate(over="ignore", invalid="ignore"):
                 results = engine.exact_rows(
-                    Q[part], K, V, prepared.scale, part, prepared.causal, keep, keep_scale
+                    Q[part], K, V, prepared.scale, part, prepared.mask, keep, keep_scale
                 )
             yield h, slice(start, start + len(part)), keep, results
 

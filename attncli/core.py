@@ -33,18 +33,6 @@ def softmax(x: NDArray[F]) -> NDArray[F]:
     return weights
 
 
-def causal_mask(query_rows: NDArray[np.intp], n_keys: int) -> NDArray[np.bool_]:
-    """True where key j comes after query i (j > i): the future a causal model can't see.
-
-    Built from the query positions, so one row (`--query`) or a block of rows gets
-    the same mask as the corresponding rows of `triu(ones(T, T), diagonal=1)`.
-
-    >>> causal_mask(np.arange(3), 3).astype(int).tolist()
-    [[0, 1, 1], [0, 0, 1], [0, 0, 0]]
-    """
-    return np.arange(n_keys)[np.newaxis, :] > query_rows[:, np.newaxis]  # (n, T)
-
-
 def attention_scores(queries: NDArray[F], keys: NDArray[F]) -> NDArray[F]:
     """`attn_scores = queries @ keys.T`: one dot product per (query, key) pair, for each
     head when there are leading head axes."""
@@ -52,20 +40,6 @@ def attention_scores(queries: NDArray[F], keys: NDArray[F]) -> NDArray[F]:
         keys, -1, -2
     )  # (.., n, d) @ (.., d, T) -> (.., n, T)
     return attn_scores
-
-
-def split_heads(x: NDArray[F], heads: int) -> NDArray[F]:
-    """(n, D) -> (H, n, D/H): head h gets columns h*D/H to (h+1)*D/H, as the book's
-    `view(b, T, num_heads, head_dim).transpose(1, 2)` does.
-
-    >>> split_heads(np.arange(8.0).reshape(2, 4), 2).tolist()
-    [[[0.0, 1.0], [4.0, 5.0]], [[2.0, 3.0], [6.0, 7.0]]]
-    """
-    n, width = x.shape
-    split: NDArray[F] = x.reshape(n, heads, width // heads).transpose(
-        1, 0, 2
-    )  # (n, D) -> (H, n, D/H)
-    return split
 
 
 def apply_mask(attn_scores: NDArray[F], mask: NDArray[np.bool_]) -> NDArray[F]:

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import core
+from .masks import Mask
 
 F = TypeVar("F", bound=np.floating[Any])
 
@@ -59,7 +60,7 @@ def exact_rows(
     V: NDArray[F],
     scale: float,
     rows: NDArray[np.intp],
-    causal: bool,
+    mask: Mask,
     keep: NDArray[np.bool_] | None = None,
     keep_scale: float = 1.0,
 ) -> tuple[NDArray[F], NDArray[F], NDArray[F], NDArray[F]]:
@@ -68,8 +69,8 @@ def exact_rows(
     `q` holds those rows' queries; scores are unscaled, -inf where masked; the weights
     used are the softmax weights after dropout (`keep`, scaled by `keep_scale`)."""
     scores = core.attention_scores(q, K)  # (n, d) @ (d, T) -> (n, T)
-    if causal:
-        scores = core.apply_mask(scores, core.causal_mask(rows, K.shape[0]))
+    if mask.hides_any:
+        scores = core.apply_mask(scores, mask.hidden(rows, 0, K.shape[0]))
     weights = core.attention_weights(scores, scale)  # (n, T)
     used = weights if keep is None else weights * keep * weights.dtype.type(keep_scale)
     context = core.context_vectors(used, V)  # (n, T) @ (T, d) -> (n, d)
@@ -82,7 +83,7 @@ def fast_context(
     V: NDArray[F],
     scale: float,
     rows: NDArray[np.intp],
-    causal: bool,
+    mask: Mask,
     keep: KeepFn | None = None,
     keep_scale: float = 1.0,
     progress: Callable[[int], None] | None = None,
@@ -124,7 +125,8 @@ def fast_context(
         stop = min(n, start + block)
         b = stop - start
         block_pos = rows[start:stop]  # (b,)
-        width = int(block_pos[-1]) + 1 if causal else T  # later keys are masked for all
+        lo, hi = mask.seen_span(block_pos, T)  # the other keys are hidden from every row
+        width = hi - lo
         S = buffer[: b * width].reshape(b, width)  # (b, w)
         qa = queries[:b]
         with np.errstate(over="ignore", invalid="ignore"):
@@ -133,27 +135,26 @@ def fast_context(
             shift = np.linalg.norm(qa[:, :d], axis=1) * dtype(k_max)  # (b,)
             if augmented:
                 qa[:, d] = -shift
-                np.matmul(qa, KaT[:, :width], out=S)  # (b, d+1) @ (d+1, w) -> (b, w)
+                np.matmul(qa, KaT[:, lo:hi], out=S)  # (b, d+1) @ (d+1, w) -> (b, w)
             else:
-                np.matmul(qa[:, :d], K[:width].T, out=S)  # (b, d) @ (d, w) -> (b, w)
+                np.matmul(qa[:, :d], K[lo:hi].T, out=S)  # (b, d) @ (d, w) -> (b, w)
                 S -= shift[:, np.newaxis]
-            if causal:  # only keys after the block's first row can be in anyone's future
-                first = int(block_pos[0]) + 1
-                future = np.arange(first, width)[np.newaxis, :] > block_pos[:, np.newaxis]
-                S[:, first:width][future] = -np.inf
+            first, last = mask.mixed_span(block_pos, lo, hi)  # seen by some rows only
+            if last > first:
+                S[:, first - lo : last - lo][mask.hidden(block_pos, first, last)] = -np.inf
             np.exp(S, out=S)
             acc = sums[:b]
             block_keep = None
             if keep is not None:
                 block_keep = keep(block_pos)  # (b, T), drawn once, in stream order
                 totals = S.sum(axis=1)  # the softmax's sums come before dropout
-                S *= block_keep[:, :width]
+                S *= block_keep[:, lo:hi]
             if augmented:
-                np.matmul(S, V1[:width], out=acc)  # (b, w) @ (w, d+1) -> (b, d+1)
+                np.matmul(S, V1[lo:hi], out=acc)  # (b, w) @ (w, d+1) -> (b, d+1)
                 if keep is None:
                     totals = acc[:, d]
             else:
-                np.matmul(S, V[:width], out=acc[:, :d])  # (b, w) @ (w, d) -> (b, d)
+                np.matmul(S, V[lo:hi], out=acc[:, :d])  # (b, w) @ (w, d) -> (b, d)
                 if keep is None:
                     totals = S.sum(axis=1)
             if keep is not None:
@@ -161,7 +162,7 @@ def fast_context(
             np.divide(acc[:, :d], totals[:, np.newaxis], out=out[start:stop])
         loose = ~(totals >= min_sum) | ~np.isfinite(out[start:stop]).all(axis=1)
         for i in np.flatnonzero(loose):  # a shift too far above the scores: do it exactly
-            mask = None if block_keep is None else block_keep[i : i + 1]
+            row_keep = None if block_keep is None else block_keep[i : i + 1]
             with np.errstate(over="ignore", invalid="ignore"):
                 *_, context = exact_rows(
                     Q[start + i : start + i + 1],
@@ -169,8 +170,8 @@ def fast_context(
                     V,
                     scale,
                     block_pos[i : i + 1],
-                    causal,
                     mask,
+                    row_keep,
                     keep_scale,
                 )
             out[start + i] = context[0]

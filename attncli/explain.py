@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .core import split_heads
-from .modes import AttentionResult, Layout, Mode
+from .modes import AttentionResult, Layout
 from .render import params_dict
 from .rng import dropout_scale
 
@@ -56,15 +55,16 @@ def walkthrough(result: AttentionResult) -> Walkthrough:
     if result.query_index is None:
         raise ValueError("explain needs a result computed for one query")
     query_index = result.query_index
-    H = result.heads
-    queries = split_heads(result.queries, H)[:, 0]  # (1, D) -> (H, d)
-    keys = split_heads(result.keys, H)  # (H, T, d)
-    values = split_heads(result.values, H)  # (H, T, d)
-    causal = result.params.mode is Mode.CAUSAL
+    layout = result.layout
+    queries = layout.split(result.queries)[:, 0]  # (1, D) -> (H, d)
+    keys = layout.split(result.keys)  # (H_kv, T, d)
+    values = layout.split(result.values)  # (H_kv, T, d)
+    contexts = layout.split(result.heads_context)[:, 0]  # (1, D) -> (H, d)
+    masked = result.mask.hidden(np.array([query_index]), 0, len(result.tokens))[0]  # (T,)
     heads = []
-    for h in range(H):
-        scores = keys[h] @ queries[h]  # (T, d) @ (d,) -> (T,)
-        masked = np.arange(len(scores)) > query_index if causal else np.zeros(len(scores), bool)
+    for h in range(layout.heads):
+        g = layout.kv_head(h)
+        scores = keys[g] @ queries[h]  # (T, d) @ (d,) -> (T,)
         scaled = np.where(masked, -np.inf, scores * result.scale)
         shifted = scaled - scaled.max()
         exps = np.exp(shifted)
@@ -72,8 +72,8 @@ def walkthrough(result: AttentionResult) -> Walkthrough:
         heads.append(
             HeadSteps(
                 query=queries[h],
-                keys=keys[h],
-                values=values[h],
+                keys=keys[g],
+                values=values[g],
                 scores=scores,
                 scaled=scaled,
                 masked=masked,
@@ -83,7 +83,7 @@ def walkthrough(result: AttentionResult) -> Walkthrough:
                 weights=result.softmax_weights[h, 0],
                 keep=keep,
                 used=result.attn_weights[h, 0],
-                context=split_heads(result.heads_context, H)[h, 0],
+                context=contexts[h],
             )
         )
     return Walkthrough(result, query_index, heads)
@@ -137,7 +137,7 @@ def steps_dict(walk: Walkthrough) -> dict[str, Any]:
     steps["scores"] = per_head(lambda head: _numbers(head.scores))
     steps["scale"] = result.scale
     steps["scaled"] = per_head(lambda head: _numbers(np.where(head.masked, np.nan, head.scaled)))
-    if result.params.mode is Mode.CAUSAL:
+    if result.mask.hides_any:
         steps["masked"] = _numbers(walk.heads[0].masked)
     steps["softmax"] = {
         "max": per_head(lambda head: float(np.max(head.scaled))),

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from . import core, engine
 from .errors import AttnError, size_text
 from .loading import Embeddings
+from .masks import Mask
 from .modes import AttentionParams, Projections
 from .rng import number_text
 
@@ -147,7 +148,7 @@ def max_norm(matrix: NDArray[Any]) -> float:
         return math.inf
 
 
-def scores_overflow(Q: NDArray[Any], K: NDArray[Any], rows: NDArray[np.intp], causal: bool) -> bool:
+def scores_overflow(Q: NDArray[Any], K: NDArray[Any], rows: NDArray[np.intp], mask: Mask) -> bool:
     """Whether a score of the query rows `rows` (Q holding every token's queries, (T,
     d)) that the mask keeps overflows: computed exactly, in blocks, and only checked."""
     block = engine.block_rows(K.shape[0], K.dtype.itemsize)
@@ -155,17 +156,17 @@ def scores_overflow(Q: NDArray[Any], K: NDArray[Any], rows: NDArray[np.intp], ca
         part = rows[start : start + block]
         with np.errstate(over="ignore", invalid="ignore"):
             scores = core.attention_scores(Q[part], K)  # (b, d) @ (d, T) -> (b, T)
-        if overflowed(scores, part, causal):
+        if overflowed(scores, part, mask):
             return True
     return False
 
 
-def overflowed(scores: NDArray[Any], rows: NDArray[np.intp], causal: bool) -> bool:
+def overflowed(scores: NDArray[Any], rows: NDArray[np.intp], mask: Mask) -> bool:
     """Whether a score, (n, T) or (H, n, T), that the mask keeps is not finite: -inf
     is a masked score only where the mask put it."""
     bad = ~np.isfinite(scores)
-    if causal and bad.any():
-        bad &= ~core.causal_mask(rows, scores.shape[-1])  # (n, T), broadcast over heads
+    if mask.hides_any and bad.any():
+        bad &= ~mask.hidden(rows, 0, scores.shape[-1])  # (n, T), broadcast over heads
     return bool(bad.any())
 
 

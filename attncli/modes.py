@@ -21,7 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import AttnError
+from .heads import HeadLayout
 from .loading import Embeddings
+from .masks import Mask
 from .rng import TorchGenerator, check_seed, number_text
 
 
@@ -82,6 +84,11 @@ class AttentionParams:
         """Whether W_query, W_key, W_value exist (every mode but plain)."""
         return self.mode is not Mode.PLAIN
 
+    @property
+    def mask(self) -> Mask:
+        """The keys each query may not see: the one place a mask is made from settings."""
+        return Mask.for_mode(causal=self.mode is Mode.CAUSAL)
+
 
 @dataclass(frozen=True)
 class Projections:
@@ -141,7 +148,8 @@ class AttentionResult:
     params: AttentionParams
     query_index: int | None  # the `--query` row, or None
     rows: NDArray[np.intp]  # (n,) the positions of the query rows computed
-    heads: int
+    layout: HeadLayout
+    mask: Mask
     scale: float  # scores are multiplied by this before the softmax: 1/sqrt(head_dim)
     weights: Projections | None  # None in plain mode
     queries: NDArray[np.floating[Any]]  # (n, D)
@@ -159,8 +167,12 @@ class AttentionResult:
         return self.embeddings.tokens
 
     @property
+    def heads(self) -> int:
+        return self.layout.heads
+
+    @property
     def head_dim(self) -> int:
-        return int(self.keys.shape[1]) // self.heads
+        return self.layout.head_dim
 
 
 def check_params(params: AttentionParams, from_file: bool = False) -> None:

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from .errors import shown_text
 from .loading import Embeddings
-from .modes import AttentionParams, AttentionResult, Mode, Projections
+from .modes import AttentionParams, AttentionResult, Projections
 
 # What each command shows, named after the book's tensors.
 COMMANDS = ("scores", "weights", "context", "queries", "keys", "values")
@@ -349,14 +349,20 @@ def _md_plain(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def hidden_cells(result: AttentionResult, shown: View) -> NDArray[np.bool_]:
+    """(n, m): the cells of scores or weights that the mask hides (none for vectors):
+    -inf scores, and weights that are 0 by construction, not by chance."""
+    n_cols = shown.values.shape[2]
+    if shown.kind == "vectors" or not result.mask.hides_any:
+        return np.zeros((len(result.rows), n_cols), dtype=bool)
+    return result.mask.hidden(result.rows, 0, n_cols)
+
+
 def masked_cells(result: AttentionResult, shown: View) -> NDArray[np.bool_] | None:
     """(H, n, m): cells that are masked or dropped rather than computed, if any."""
     if shown.kind == "vectors":
         return None
-    masked = ~np.isfinite(shown.values)
-    if result.params.mode is Mode.CAUSAL and shown.kind == "weights":
-        future = np.arange(shown.values.shape[2])[np.newaxis, :] > result.rows[:, np.newaxis]
-        masked = masked | future[np.newaxis]
+    masked = np.broadcast_to(hidden_cells(result, shown), shown.values.shape)
     if shown.kind == "weights" and result.dropout_keep is not None:
         masked = masked | ~result.dropout_keep
     return masked if masked.any() else None

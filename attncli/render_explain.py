@@ -22,7 +22,7 @@ from rich.text import Text
 from . import render_fit as fit
 from .errors import shown_text
 from .explain import HeadSteps, Walkthrough
-from .modes import Layout, Mode
+from .modes import Layout
 from .render import format_number, settings_line
 from .render_table import Trimmed
 from .rng import dropout_scale
@@ -147,7 +147,7 @@ def render(walk: Walkthrough, precision: int = 4) -> RenderableType:
                 ),
                 detail=f" = 1/√{result.head_dim} = {fmt(result.scale)}",
             )
-        if params.mode is Mode.CAUSAL:
+        if result.mask.hides_any:
             hidden = [tokens[j] for j in np.flatnonzero(head.masked)]
             names = ", ".join(f"'{t}'" for t in hidden[:MAX_ROWS]) + (
                 " …" if len(hidden) > MAX_ROWS else ""

@@ -17,8 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import shown_text
-from .modes import AttentionResult, Mode
-from .render import LARGE_NUMBER, View, format_number, settings_line, view
+from .modes import AttentionResult
+from .render import LARGE_NUMBER, View, format_number, hidden_cells, settings_line, view
 from .rng import dropout_scale
 
 if TYPE_CHECKING:
@@ -137,8 +137,9 @@ def visible_columns(widths: Sequence[int], available: int) -> list[int | None]:
 def _caption(result: AttentionResult, shown: View, hidden: int) -> str:
     params = result.params
     lines = [settings_line(result)]
-    if params.mode is Mode.CAUSAL and shown.kind != "vectors":
-        lines.append("causal: keys after the query (j > i) are masked")
+    mask_caption = result.mask.caption()
+    if mask_caption is not None and shown.kind != "vectors":
+        lines.append(mask_caption)
     if params.projected and params.dropout > 0 and shown.command in ("weights", "context"):
         seed = params.dropout_seed if params.dropout_seed is not None else params.seed
         what = "weights shown" if shown.kind == "weights" else "context from weights"
@@ -241,13 +242,9 @@ def _head_table(
 
     row_labels, col_labels = labels
     values = shown.values[head]  # (n, m)
-    n_rows, n_cols = values.shape
+    n_rows = values.shape[0]
     fractions = heat_fraction(shown)[head]
-    masked = ~np.isfinite(values)
-    causal_weights = result.params.mode is Mode.CAUSAL and shown.kind == "weights"
-    if causal_weights:
-        # A causal weight above the diagonal is 0 by construction, not by chance.
-        masked = np.arange(n_cols)[np.newaxis, :] > result.rows[:, np.newaxis]
+    masked = hidden_cells(result, shown)  # (n, m)
     dropped = None
     if shown.kind == "weights" and result.dropout_keep is not None:
         dropped = ~result.dropout_keep[head] & ~masked
@@ -281,7 +278,8 @@ def _head_table(
             if c is None:
                 rendered.append(Text("…", style="dim"))
             elif masked[i, c]:
-                rendered.append(Text(cells[c][i] if not causal_weights else "0", style="dim"))
+                shown_as = "0" if shown.kind == "weights" else cells[c][i]  # or -inf
+                rendered.append(Text(shown_as, style="dim"))
             elif dropped is not None and dropped[i, c]:
                 rendered.append(Text("0", style="dim italic"))
             else:

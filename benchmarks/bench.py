@@ -64,9 +64,10 @@ def _attention_worker(impl: str, n: int, d: int, causal: bool, dtype: str) -> di
         seconds = time.perf_counter() - start
     else:
         from attncli import engine
+        from attncli.masks import Mask
 
         start = time.perf_counter()
-        result = engine.fast_context(Q, K, V, scale, np.arange(n), causal)
+        result = engine.fast_context(Q, K, V, scale, np.arange(n), Mask(causal))
         seconds = time.perf_counter() - start
     probe = [0, n // 2, n - 1]
     return {"seconds": seconds, "probe": result[probe].astype(float).tolist()}

@@ -14,6 +14,8 @@ PACKAGE = Path(__file__).parent.parent / "attncli"
 ALLOWED = {
     "errors": {"numpy"},
     "core": {"numpy"},
+    "masks": {"numpy"},
+    "heads": {"numpy"},
     "engine": {"numpy"},
     "options": set(),
     "rng": {"numpy"},

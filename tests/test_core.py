@@ -8,6 +8,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from attncli import AttentionParams, Embeddings, compute, core
+from attncli.masks import Mask
+
+CAUSAL = Mask(causal=True)
 
 finite = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
 
@@ -36,16 +39,16 @@ def test_softmax_of_large_finite_scores_is_exact_and_stable() -> None:
 
 
 def test_masked_entries_get_exactly_zero_weight() -> None:
-    scores = core.apply_mask(np.ones((3, 3)), core.causal_mask(np.arange(3), 3))
+    scores = core.apply_mask(np.ones((3, 3)), CAUSAL.hidden(np.arange(3), 0, 3))
     weights = core.softmax(scores)
     np.testing.assert_array_equal(weights, [[1, 0, 0], [0.5, 0.5, 0], [1 / 3, 1 / 3, 1 / 3]])
 
 
 def test_causal_mask_for_one_row_is_that_row_of_the_full_mask() -> None:
     full = np.triu(np.ones((6, 6), dtype=bool), k=1)  # the book's mask
-    np.testing.assert_array_equal(core.causal_mask(np.arange(6), 6), full)
+    np.testing.assert_array_equal(CAUSAL.hidden(np.arange(6), 0, 6), full)
     for i in range(6):
-        np.testing.assert_array_equal(core.causal_mask(np.array([i]), 6)[0], full[i])
+        np.testing.assert_array_equal(CAUSAL.hidden(np.array([i]), 0, 6)[0], full[i])
 
 
 @given(embeddings_strategy(), st.sampled_from(["plain", "trainable", "causal"]))

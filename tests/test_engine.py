@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attncli import AttentionParams, Embeddings, attention, compute, engine
+from attncli.masks import Mask
 from attncli.rng import DropoutStream, TorchGenerator
 
 
@@ -76,14 +77,14 @@ def test_both_forms_of_the_fast_kernel(budget: int | None, causal: bool) -> None
     rng = np.random.default_rng(5)
     Q, K, V = (rng.normal(size=(30, 4)) for _ in range(3))
     rows = np.arange(30)
-    fast = engine.fast_context(Q, K, V, 0.5, rows, causal, budget=budget)
-    exact = engine.exact_rows(Q, K, V, 0.5, rows, causal)[3]
+    fast = engine.fast_context(Q, K, V, 0.5, rows, Mask(causal), budget=budget)
+    exact = engine.exact_rows(Q, K, V, 0.5, rows, Mask(causal))[3]
     np.testing.assert_allclose(fast, exact, rtol=1e-12, atol=1e-14)
     keep = rng.random((30, 30)) < 0.7
     fast = engine.fast_context(
-        Q, K, V, 0.5, rows, causal, lambda r: keep[r], 1 / 0.7, budget=budget
+        Q, K, V, 0.5, rows, Mask(causal), lambda r: keep[r], 1 / 0.7, budget=budget
     )
-    exact = engine.exact_rows(Q, K, V, 0.5, rows, causal, keep, 1 / 0.7)[3]
+    exact = engine.exact_rows(Q, K, V, 0.5, rows, Mask(causal), keep, 1 / 0.7)[3]
     np.testing.assert_allclose(fast, exact, rtol=1e-12, atol=1e-14)
 
 
@@ -92,8 +93,8 @@ def test_a_loose_shift_falls_back_to_the_exact_row() -> None:
     score: exp() would underflow to 0 for the whole row, so the row is done exactly."""
     X = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1e4], [1.0, 1.0]])
     Q, K, V = X[[0, 1]], X, X
-    out = engine.fast_context(Q, K, V, 1.0, np.array([0, 1]), False)
-    direct = engine.exact_rows(Q, K, V, 1.0, np.array([0, 1]), False)[3]
+    out = engine.fast_context(Q, K, V, 1.0, np.array([0, 1]), Mask())
+    direct = engine.exact_rows(Q, K, V, 1.0, np.array([0, 1]), Mask())[3]
     np.testing.assert_allclose(out, direct, rtol=1e-12)
     assert np.isfinite(out).all()
 
@@ -116,7 +117,7 @@ def test_blocked_equals_direct_on_random_inputs(
     prepared = attention.prepare(emb, params)
     rows = np.arange(T)
     blocked = engine.fast_context(
-        Q, K, V, prepared.scale, rows, prepared.causal, budget=block * T * 17
+        Q, K, V, prepared.scale, rows, prepared.mask, budget=block * T * 17
     )
     np.testing.assert_allclose(blocked, direct, rtol=1e-12, atol=1e-12 * max(1.0, scale))
 

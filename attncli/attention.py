@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import engine, limits
+from . import engine, limits, stages
 from .errors import AttnError, size_text
 from .heads import HeadLayout
 from .loading import Embeddings
@@ -153,9 +153,9 @@ def prepare(
     # Overflow is possible only for absurd inputs; it is found in the results and said plainly.
     with np.errstate(over="ignore", invalid="ignore"):
         if projections is not None:
-            queries = _project(X, projections.W_query, projections.b_query)  # (T, D)
-            keys = _project(X, projections.W_key, projections.b_key)  # (T, D)
-            values = _project(X, projections.W_value, projections.b_value)  # (T, D)
+            queries = stages.projections(X, projections.W_query, projections.b_query)  # (T, D)
+            keys = stages.projections(X, projections.W_key, projections.b_key)  # (T, D)
+            values = stages.projections(X, projections.W_value, projections.b_value)  # (T, D)
             for name, matrix in (("queries", queries), ("keys", keys), ("values", values)):
                 if not np.isfinite(matrix).all():
                     raise limits.projection_error(name, embeddings, projections, dtype)
@@ -404,18 +404,10 @@ def _output(heads_context: NDArray[Any], prepared: Prepared) -> NDArray[Any]:
     if weights is None or weights.W_out is None:
         return heads_context
     with np.errstate(over="ignore", invalid="ignore"):
-        result = _project(heads_context, weights.W_out, weights.b_out)  # (n, D)
+        result = stages.out_proj(heads_context, weights.W_out, weights.b_out)  # (n, D)
     if not np.isfinite(result).all():
         raise limits.out_proj_error(heads_context, prepared.embeddings, weights)
     return result
-
-
-def _project(
-    X: NDArray[Any], W: NDArray[np.float64], b: NDArray[np.float64] | None
-) -> NDArray[Any]:
-    W = W.astype(X.dtype, copy=False)
-    projected: NDArray[Any] = X @ W  # (n, d_in) @ (d_in, D) -> (n, D)
-    return projected if b is None else projected + b.astype(X.dtype, copy=False)
 
 
 def check_file_heads(weights: Projections, heads: int, heads_given: bool) -> None:

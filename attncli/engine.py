@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from . import core
+from . import stages
 from .masks import Mask
 
 F = TypeVar("F", bound=np.floating[Any])
@@ -68,13 +68,16 @@ def exact_rows(
 
     `q` holds those rows' queries; scores are unscaled, -inf where masked; the weights
     used are the softmax weights after dropout (`keep`, scaled by `keep_scale`)."""
-    scores = core.attention_scores(q, K)  # (n, d) @ (d, T) -> (n, T)
+    attn_scores = stages.scores(q, K)  # (n, d) @ (d, T) -> (n, T)
+    scaled = stages.scale(attn_scores, scale)
     if mask.hides_any:
-        scores = core.apply_mask(scores, mask.hidden(rows, 0, K.shape[0]))
-    weights = core.attention_weights(scores, scale)  # (n, T)
-    used = weights if keep is None else weights * keep * weights.dtype.type(keep_scale)
-    context = core.context_vectors(used, V)  # (n, T) @ (T, d) -> (n, d)
-    return scores, weights, used, context
+        hidden = mask.hidden(rows, 0, K.shape[0])  # (n, T)
+        scaled = stages.mask(scaled, hidden)
+        attn_scores = stages.mask(attn_scores, hidden)  # as `attn scores` shows them
+    weights = stages.softmax(scaled)  # (n, T)
+    used = stages.dropout(weights, keep, keep_scale)
+    context = stages.context(used, V)  # (n, T) @ (T, d) -> (n, d)
+    return attn_scores, weights, used, context
 
 
 def fast_context(

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import core, engine
+from . import engine, stages
 from .errors import AttnError, size_text
 from .loading import Embeddings
 from .masks import Mask
@@ -155,7 +155,7 @@ def scores_overflow(Q: NDArray[Any], K: NDArray[Any], rows: NDArray[np.intp], ma
     for start in range(0, len(rows), block):
         part = rows[start : start + block]
         with np.errstate(over="ignore", invalid="ignore"):
-            scores = core.attention_scores(Q[part], K)  # (b, d) @ (d, T) -> (b, T)
+            scores = stages.scores(Q[part], K)  # (b, d) @ (d, T) -> (b, T)
         if overflowed(scores, part, mask):
             return True
     return False

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).parent.parent / "attncli"
 # module -> the third-party packages it may import at all
 ALLOWED = {
     "errors": {"numpy"},
-    "core": {"numpy"},
+    "stages": {"numpy"},
     "masks": {"numpy"},
     "heads": {"numpy"},
     "engine": {"numpy"},

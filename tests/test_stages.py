@@ -1,4 +1,4 @@
-"""The attention math: exact softmax, the causal mask, and the properties attention has."""
+"""The attention stages: exact softmax, the causal mask, and the properties attention has."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from attncli import AttentionParams, Embeddings, compute, core
+from attncli import AttentionParams, Embeddings, compute, stages
 from attncli.masks import Mask
 
 CAUSAL = Mask(causal=True)
@@ -27,20 +27,20 @@ def as_embeddings(matrix: np.ndarray) -> Embeddings:
 def test_softmax_matches_its_definition() -> None:
     scores = np.array([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]])
     by_definition = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(core.softmax(scores), by_definition, rtol=1e-15)
+    np.testing.assert_allclose(stages.softmax(scores), by_definition, rtol=1e-15)
 
 
 def test_softmax_of_large_finite_scores_is_exact_and_stable() -> None:
     # exp(1000) overflows; the max-subtracted form still gives exp(0)/(exp(0)+exp(-1)).
-    weights = core.softmax(np.array([[1000.0, 999.0], [-5000.0, -5000.0]]))
+    weights = stages.softmax(np.array([[1000.0, 999.0], [-5000.0, -5000.0]]))
     expected_first = 1 / (1 + np.exp(-1.0))
     np.testing.assert_allclose(weights[0], [expected_first, 1 - expected_first], rtol=1e-15)
     np.testing.assert_array_equal(weights[1], [0.5, 0.5])
 
 
 def test_masked_entries_get_exactly_zero_weight() -> None:
-    scores = core.apply_mask(np.ones((3, 3)), CAUSAL.hidden(np.arange(3), 0, 3))
-    weights = core.softmax(scores)
+    scores = stages.mask(np.ones((3, 3)), CAUSAL.hidden(np.arange(3), 0, 3))
+    weights = stages.softmax(scores)
     np.testing.assert_array_equal(weights, [[1, 0, 0], [0.5, 0.5, 0], [1 / 3, 1 / 3, 1 / 3]])
 
 
@@ -92,7 +92,9 @@ def test_adding_a_constant_to_every_score_leaves_the_weights(
     scores: np.ndarray, shift: float
 ) -> None:
     np.testing.assert_allclose(
-        core.attention_weights(scores + shift, 0.5), core.attention_weights(scores, 0.5), atol=1e-12
+        stages.softmax(stages.scale(scores + shift, 0.5)),
+        stages.softmax(stages.scale(scores, 0.5)),
+        atol=1e-12,
     )
 
 

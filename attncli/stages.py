@@ -1,0 +1,122 @@
+"""Attention as a pipeline of named stages, in the book's words and order:
+
+    projections -> positions -> scores -> scale -> modifiers -> mask -> softmax
+    -> dropout -> context -> out_proj
+
+Each stage is a small pure numpy function. The engine runs them over blocks of query
+rows (its fast kernel folds scale into the first product, to the same numbers);
+`explain` runs them for its one query, keeping what each gives; its panels and its
+JSON walk `STAGES`, so a stage added here once appears in all of them. `positions`
+(rotary embeddings) and `modifiers` (soft-capping, biases) hold nothing yet.
+
+Shapes: T tokens, n query rows (all T, or the one `--query` row), d dimensions, and
+optionally H heads in front: (H, n, T) scores. Masked scores are -inf, as the book's
+`masked_fill(mask, -inf)` makes them; the softmax then gives them a weight of exactly 0.
+Functions keep the dtype: float64 by default, float32 for torch's arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+F = TypeVar("F", bound=np.floating[Any])
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of attention: its name (the book's), and whether each head takes it
+    on its own (from the scores to the context vectors) or all heads at once."""
+
+    name: str
+    per_head: bool
+
+
+STAGES = (
+    Stage("projections", per_head=False),  # queries, keys, values (book 3.4.1)
+    Stage("positions", per_head=True),  # none yet: rotary position embeddings go here
+    Stage("scores", per_head=True),  # attn_scores = queries @ keys.T (3.3.1)
+    Stage("scale", per_head=True),  # * 1/sqrt(d_k) (3.4.1)
+    Stage("modifiers", per_head=True),  # none yet: soft-capping, ALiBi, sinks go here
+    Stage("mask", per_head=True),  # masked_fill(mask, -inf) (3.5.1)
+    Stage("softmax", per_head=True),  # attn_weights (3.3.1)
+    Stage("dropout", per_head=True),  # nn.Dropout on the weights (3.5.2)
+    Stage("context", per_head=True),  # context_vecs = attn_weights @ values (3.3.1)
+    Stage("out_proj", per_head=False),  # the heads joined, then out_proj (3.6.2)
+)
+
+
+def projections(X: NDArray[F], W: NDArray[Any], b: NDArray[Any] | None) -> NDArray[F]:
+    """`X @ W + b` in X's dtype: queries, keys or values (W as applied, (d_in, D)), or
+    out_proj of the heads' context vectors."""
+    projected: NDArray[F] = X @ W.astype(X.dtype, copy=False)  # (n, d_in) @ (d_in, D) -> (n, D)
+    return projected if b is None else projected + b.astype(X.dtype, copy=False)
+
+
+def scores(queries: NDArray[F], keys: NDArray[F]) -> NDArray[F]:
+    """`attn_scores = queries @ keys.T`: one dot product per (query, key) pair, for each
+    head when there are leading head axes."""
+    attn_scores: NDArray[F] = queries @ np.swapaxes(
+        keys, -1, -2
+    )  # (.., n, d) @ (.., d, T) -> (.., n, T)
+    return attn_scores
+
+
+def scale(attn_scores: NDArray[F], factor: float) -> NDArray[F]:
+    """`attn_scores * factor`: 1/sqrt(d_k), or 1 where the book does not scale.
+
+    `factor` is a Python float, so a float32 array stays float32 (a numpy float64
+    would make it float64).
+    """
+    return cast("NDArray[F]", attn_scores * factor)
+
+
+def mask(attn_scores: NDArray[F], hidden: NDArray[np.bool_]) -> NDArray[F]:
+    """The book's `attn_scores.masked_fill(hidden, -inf)`."""
+    masked: NDArray[F] = np.where(hidden, attn_scores.dtype.type(-np.inf), attn_scores)
+    return masked
+
+
+def softmax(x: NDArray[F]) -> NDArray[F]:
+    """Row-wise softmax over the last axis, exact and overflow-free.
+
+    Subtracting the row maximum changes nothing mathematically (the factor cancels)
+    but keeps exp() from overflowing; -inf entries become exactly 0. Every row needs
+    at least one finite entry (a causal row always keeps its own token).
+
+    >>> softmax(np.array([[1.0, 1.0], [0.0, -np.inf]])).tolist()
+    [[0.5, 0.5], [1.0, 0.0]]
+    >>> softmax(scale(np.array([[0.0, np.log(9.0)]]), 0.5)).round(4).tolist()
+    [[0.25, 0.75]]
+    """
+    shifted = x - np.max(x, axis=-1, keepdims=True)
+    exps = np.exp(shifted)
+    weights: NDArray[F] = exps / np.sum(exps, axis=-1, keepdims=True)
+    return weights
+
+
+def dropout(
+    attn_weights: NDArray[F], keep: NDArray[np.bool_] | None, keep_scale: float
+) -> NDArray[F]:
+    """nn.Dropout in training mode: the weights `keep` keeps, times `keep_scale`
+    (float32(1) / float32(1 - p)); the rest 0. No mask: the weights as they are."""
+    if keep is None:
+        return attn_weights
+    return cast("NDArray[F]", attn_weights * keep * attn_weights.dtype.type(keep_scale))
+
+
+def context(attn_weights: NDArray[F], values: NDArray[F]) -> NDArray[F]:
+    """`context_vecs = attn_weights @ values`: each row a weighted sum of value vectors."""
+    context_vecs: NDArray[F] = attn_weights @ values  # (.., n, T) @ (.., T, d_v) -> (.., n, d_v)
+    return context_vecs
+
+
+def out_proj(
+    heads_context: NDArray[F], W_out: NDArray[Any], b_out: NDArray[Any] | None
+) -> NDArray[F]:
+    """MultiHeadAttention's `out_proj(context_vec)`: the heads joined side by side,
+    mixed by one more linear layer."""
+    return projections(heads_context, W_out, b_out)

@@ -9,12 +9,14 @@ the dropout, the weighted sum of values and (several heads) the output projectio
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from . import stages
 from .modes import AttentionResult, Layout
 from .render import params_dict
 from .rng import dropout_scale
@@ -51,32 +53,33 @@ class Walkthrough:
 
 
 def walkthrough(result: AttentionResult) -> Walkthrough:
-    """The steps of a result computed for one query (compute(..., query=i))."""
+    """The steps of a result computed for one query (compute(..., query=i)): the
+    stages of stages.py run again for that query, keeping what each gives."""
     if result.query_index is None:
         raise ValueError("explain needs a result computed for one query")
     query_index = result.query_index
     layout = result.layout
-    queries = layout.split(result.queries)[:, 0]  # (1, D) -> (H, d)
-    keys = layout.split(result.keys)  # (H_kv, T, d)
-    values = layout.split(result.values)  # (H_kv, T, d)
+    queries = layout.split(result.queries)  # (1, D) -> (H, 1, d)
+    keys = layout.split(result.keys)  # (T, D) -> (H_kv, T, d)
+    values = layout.split(result.values)  # (T, D) -> (H_kv, T, d)
     contexts = layout.split(result.heads_context)[:, 0]  # (1, D) -> (H, d)
-    masked = result.mask.hidden(np.array([query_index]), 0, len(result.tokens))[0]  # (T,)
+    hidden = result.mask.hidden(np.array([query_index]), 0, len(result.tokens))[0]  # (T,)
     heads = []
     for h in range(layout.heads):
         g = layout.kv_head(h)
-        scores = keys[g] @ queries[h]  # (T, d) @ (d,) -> (T,)
-        scaled = np.where(masked, -np.inf, scores * result.scale)
-        shifted = scaled - scaled.max()
+        attn_scores = stages.scores(queries[h], keys[g])[0]  # (1, d) @ (d, T) -> (T,)
+        masked = stages.mask(stages.scale(attn_scores, result.scale), hidden)
+        shifted = masked - masked.max()
         exps = np.exp(shifted)
         keep = None if result.dropout_keep is None else result.dropout_keep[h, 0]
         heads.append(
             HeadSteps(
-                query=queries[h],
+                query=queries[h, 0],
                 keys=keys[g],
                 values=values[g],
-                scores=scores,
-                scaled=scaled,
-                masked=masked,
+                scores=attn_scores,
+                scaled=masked,
+                masked=hidden,
                 shifted=shifted,
                 exps=exps,
                 total=float(exps.sum()),
@@ -104,22 +107,29 @@ def _numbers(values: NDArray[Any]) -> Any:
 
 
 def steps_dict(walk: Walkthrough) -> dict[str, Any]:
-    """Every step as plain data, named as in the book; one entry per head in the
-    per-head steps when there are several heads."""
-    result = walk.result
-    many = len(walk.heads) > 1
-
-    def per_head(pick: Any) -> Any:
-        picked = [pick(head) for head in walk.heads]
-        return picked if many else picked[0]
-
+    """Every step as plain data, named as in the book, stage by stage (stages.STAGES);
+    one entry per head in the per-head steps when there are several heads."""
+    matrix = walk.result.embeddings.matrix
     steps: dict[str, Any] = {
-        "inputs": _numbers(result.embeddings.matrix),
-        "x_query": _numbers(result.embeddings.matrix[walk.query_index]),
+        "inputs": _numbers(matrix),
+        "x_query": _numbers(matrix[walk.query_index]),
     }
+    for stage in stages.STAGES:
+        steps.update(STEP_DATA[stage.name](walk))
+    return steps
+
+
+def _per_head(walk: Walkthrough, pick: Callable[[HeadSteps], Any]) -> Any:
+    picked = [pick(head) for head in walk.heads]
+    return picked if len(picked) > 1 else picked[0]
+
+
+def _projections(walk: Walkthrough) -> dict[str, Any]:
+    result = walk.result
+    data: dict[str, Any] = {}
     weights = result.weights
     if weights is not None:
-        steps["trainable_weights"] = {
+        data["trainable_weights"] = {
             "layout": weights.layout.value,
             **{
                 name: _numbers(_as_written(getattr(weights, name), weights.layout))
@@ -131,37 +141,90 @@ def steps_dict(walk: Walkthrough) -> dict[str, Any]:
                 if getattr(weights, name) is not None
             },
         }
-    steps["query"] = _numbers(result.queries[0])
-    steps["keys"] = _numbers(result.keys)
-    steps["values"] = _numbers(result.values)
-    steps["scores"] = per_head(lambda head: _numbers(head.scores))
-    steps["scale"] = result.scale
-    steps["scaled"] = per_head(lambda head: _numbers(np.where(head.masked, np.nan, head.scaled)))
-    if result.mask.hides_any:
-        steps["masked"] = _numbers(walk.heads[0].masked)
-    steps["softmax"] = {
-        "max": per_head(lambda head: float(np.max(head.scaled))),
-        "exp": per_head(lambda head: _numbers(head.exps)),
-        "sum": per_head(lambda head: head.total),
+    data["query"] = _numbers(result.queries[0])
+    data["keys"] = _numbers(result.keys)
+    data["values"] = _numbers(result.values)
+    return data
+
+
+def _scores(walk: Walkthrough) -> dict[str, Any]:
+    return {"scores": _per_head(walk, lambda head: _numbers(head.scores))}
+
+
+def _scale(walk: Walkthrough) -> dict[str, Any]:
+    # the scaled scores the mask keeps (the ones it hides are null)
+    kept = _per_head(walk, lambda head: _numbers(np.where(head.masked, np.nan, head.scaled)))
+    return {"scale": walk.result.scale, "scaled": kept}
+
+
+def _mask(walk: Walkthrough) -> dict[str, Any]:
+    if not walk.result.mask.hides_any:
+        return {}
+    return {"masked": _numbers(walk.heads[0].masked)}
+
+
+def _softmax(walk: Walkthrough) -> dict[str, Any]:
+    return {
+        "softmax": {
+            "max": _per_head(walk, lambda head: float(np.max(head.scaled))),
+            "exp": _per_head(walk, lambda head: _numbers(head.exps)),
+            "sum": _per_head(walk, lambda head: head.total),
+        },
+        "weights": _per_head(walk, lambda head: _numbers(head.weights)),
     }
-    steps["weights"] = per_head(lambda head: _numbers(head.weights))
-    if result.dropout_keep is not None:
-        steps["dropout"] = {
+
+
+def _dropout(walk: Walkthrough) -> dict[str, Any]:
+    result = walk.result
+    if result.dropout_keep is None:
+        return {}
+    return {
+        "dropout": {
             "p": result.params.dropout,
             "scale": dropout_scale(result.params.dropout),
-            "keep": per_head(lambda head: _numbers(head.keep)),
-            "weights": per_head(lambda head: _numbers(head.used)),
+            "keep": _per_head(walk, lambda head: None if head.keep is None else head.keep.tolist()),
+            "weights": _per_head(walk, lambda head: _numbers(head.used)),
         }
-    steps["context"] = per_head(lambda head: _numbers(head.context))
-    if many:
-        steps["heads_context"] = _numbers(result.heads_context[0])
+    }
+
+
+def _context(walk: Walkthrough) -> dict[str, Any]:
+    data = {"context": _per_head(walk, lambda head: _numbers(head.context))}
+    if len(walk.heads) > 1:
+        data["heads_context"] = _numbers(walk.result.heads_context[0])
+    return data
+
+
+def _out_proj(walk: Walkthrough) -> dict[str, Any]:
+    result = walk.result
+    data: dict[str, Any] = {}
+    weights = result.weights
     if weights is not None and weights.W_out is not None:
-        steps["out_proj"] = {
+        data["out_proj"] = {
             "weight": _numbers(_as_written(weights.W_out, weights.layout)),
             "bias": _numbers(weights.b_out) if weights.b_out is not None else None,
         }
-    steps["output"] = _numbers(result.context_vecs[0])
-    return steps
+    data["output"] = _numbers(result.context_vecs[0])
+    return data
+
+
+def _nothing_yet(walk: Walkthrough) -> dict[str, Any]:
+    return {}
+
+
+# What each stage adds to `steps`, in the order of stages.STAGES.
+STEP_DATA: dict[str, Callable[[Walkthrough], dict[str, Any]]] = {
+    "projections": _projections,
+    "positions": _nothing_yet,
+    "scores": _scores,
+    "scale": _scale,
+    "modifiers": _nothing_yet,
+    "mask": _mask,
+    "softmax": _softmax,
+    "dropout": _dropout,
+    "context": _context,
+    "out_proj": _out_proj,
+}
 
 
 def _as_written(applied: NDArray[np.floating[Any]], layout: Layout) -> NDArray[np.floating[Any]]:

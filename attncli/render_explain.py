@@ -20,6 +20,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from . import render_fit as fit
+from . import stages
 from .errors import shown_text
 from .explain import HeadSteps, Walkthrough
 from .modes import Layout
@@ -36,186 +37,265 @@ READING_WIDTH = 120
 
 
 def render(walk: Walkthrough, precision: int = 4) -> RenderableType:
-    """The whole walkthrough as a sequence of numbered panels."""
+    """The whole walkthrough as a sequence of numbered panels: the inputs, then each
+    stage of stages.STAGES (the per-head ones head by head), then the settings."""
+    drawing = _Drawing(walk, _Formatter(precision))
     result = walk.result
-    fmt = _Formatter(precision)
-    params = result.params
-    projected = params.projected
     T, d_in = result.embeddings.matrix.shape
-    token = f"'{shown_text(walk.token)}'"
-    tokens = [shown_text(t) for t in result.tokens]
-    parts: list[RenderableType] = [
+    drawing.parts.append(
         Text(
-            f"attn explain · {params.mode.value} · query {token} (#{walk.query_index}) "
-            f"· {T} tokens, d_in={d_in}",
+            f"attn explain · {result.params.mode.value} · query {drawing.token} "
+            f"(#{walk.query_index}) · {T} tokens, d_in={d_in}",
             style="bold",
         )
-    ]
-    number = 0
+    )
+    _inputs(drawing)
+    per_head = [stage for stage in stages.STAGES if stage.per_head]
+    for stage in stages.STAGES:
+        if not stage.per_head:
+            PANELS[stage.name](drawing, 0)
+        elif stage is per_head[0]:  # the heads, one after another, each through them all
+            for h in range(len(walk.heads)):
+                _head_banner(drawing, h)
+                for step in per_head:
+                    PANELS[step.name](drawing, h)
+    drawing.parts.append(Text(settings_line(result), style="dim"))
+    return Trimmed(Group(*drawing.parts), widest=READING_WIDTH)
 
-    def panel(title: str, *body: RenderableType, detail: str = "") -> None:
+
+class _Drawing:
+    """The panels drawn so far, and what every step's panel needs."""
+
+    def __init__(self, walk: Walkthrough, fmt: _Formatter) -> None:
+        self.walk = walk
+        self.fmt = fmt
+        self.token = f"'{shown_text(walk.token)}'"
+        self.tokens = [shown_text(t) for t in walk.result.tokens]
+        self.many = len(walk.heads) > 1
+        self.parts: list[RenderableType] = []
+        self.number = 0
+
+    def panel(self, title: str, *body: RenderableType, detail: str = "") -> None:
         """A numbered panel; `detail` ends its title where the width allows."""
-        nonlocal number
-        number += 1
-        parts.append(fit.panel(f"{number}. {title}", detail, Group(*body)))
+        self.number += 1
+        self.parts.append(fit.panel(f"{self.number}. {title}", detail, Group(*body)))
 
-    x = result.embeddings.matrix
-    panel(
+    def label(self, h: int) -> str:
+        """What a per-head panel's title starts with."""
+        return f"head {h}: " if self.many else ""
+
+
+def _inputs(drawing: _Drawing) -> None:
+    walk, fmt = drawing.walk, drawing.fmt
+    x = walk.result.embeddings.matrix
+    d_in = x.shape[1]
+    drawing.panel(
         "The inputs",
         Text(
             f"Each token is a vector of d_in = {d_in} numbers (book 3.3). The query is token "
-            f"#{walk.query_index}, {token}: x = {fmt.vector(x[walk.query_index])}"
+            f"#{walk.query_index}, {drawing.token}: x = {fmt.vector(x[walk.query_index])}"
         ),
-        _matrix_table(tokens, x, fmt, highlight=walk.query_index),
+        _matrix_table(drawing.tokens, x, fmt, highlight=walk.query_index),
     )
 
+
+def _projections(drawing: _Drawing, h: int) -> None:
+    result, fmt = drawing.walk.result, drawing.fmt
     weights = result.weights
-    if weights is not None:
-        D = weights.d_out
-        if weights.file:
-            origin = f"read from {shown_text(weights.file)}"
-        else:
-            drawn = (
-                f"nn.Linear({d_in}, {D})"
-                if weights.layout is Layout.LINEAR
-                else f"torch.rand({d_in}, {D})"
-            )
-            origin = f"three {drawn} after torch.manual_seed({params.seed})"
-        if weights.layout is Layout.LINEAR:
-            how = f"each stored as nn.Linear's ({D}, {d_in}) weight and applied as X @ W.T"
-        else:
-            how = f"each ({d_in}, {D}), applied as X @ W"
-        tables: list[RenderableType] = []
-        for name in ("W_query", "W_key", "W_value"):
-            matrix = getattr(weights, name)
-            written = matrix.T if weights.layout is Layout.LINEAR else matrix
-            tables.append(Text(name, style="bold"))
-            tables.append(_plain_table(written, fmt))
-            bias = getattr(weights, "b_" + name[2:])
-            if bias is not None:
-                tables.append(Text(f"b_{name[2:]} = {fmt.vector(bias)}"))
-        panel(
-            "The trainable weights",
-            Text(f"W_query, W_key, W_value: {origin}; {how} (book 3.4)."),
-            *tables,
-        )
-        bias_note = " + b" if weights.b_query is not None else ""
-        panel(
-            "Query, keys and values",
-            Text(f"query q = x @ W_query{bias_note} = {fmt.vector(result.queries[0])}"),
-            Text(f"keys k_j = x_j @ W_key{bias_note} and values v_j = x_j @ W_value{bias_note}:"),
-            _keys_values_table(tokens, result.keys, result.values, fmt, walk.query_index),
-        )
-    else:
-        panel(
+    if weights is None:
+        drawing.panel(
             "Query, keys and values",
             Text(
                 "Plain self-attention (book 3.3) has no weights: the query is the input "
                 "vector itself, and every input is both a key and a value."
             ),
         )
-
-    many = len(walk.heads) > 1
-    for h, head in enumerate(walk.heads):
-        label = f"head {h}: " if many else ""
-        if many:
-            parts.append(
-                Text(
-                    f"Head {h} of {len(walk.heads)}: dimensions {h * result.head_dim + 1} to "
-                    f"{(h + 1) * result.head_dim} of the query, keys and values "
-                    f"(q = {fmt.vector(head.query)})",
-                    style="bold",
-                )
-            )
-        product = "q · k_j" if projected else "x · x_j"
-        scores = _score_lines(walk, tokens, head, fmt)
-        panel(f"{label}Attention scores", *scores, detail=f": {product}")
-        if projected:
-            panel(
-                f"{label}Scaling by 1/√d_k",
-                Text(
-                    "Dividing by √d_k keeps the scores' spread independent of the "
-                    "dimension, so the softmax does not saturate (book 3.4.1)."
-                ),
-                _two_column(
-                    tokens,
-                    [
-                        f"{fmt(s)} × {fmt(result.scale)} = {fmt(s * result.scale)}"
-                        for s in head.scores
-                    ],
-                    walk.query_index,
-                ),
-                detail=f" = 1/√{result.head_dim} = {fmt(result.scale)}",
-            )
-        if result.mask.hides_any:
-            hidden = [tokens[j] for j in np.flatnonzero(head.masked)]
-            names = ", ".join(f"'{t}'" for t in hidden[:MAX_ROWS]) + (
-                " …" if len(hidden) > MAX_ROWS else ""
-            )
-            panel(
-                f"{label}Causal mask",
-                Text(
-                    f"A token may not look ahead: the keys after {token} (j > "
-                    f"{walk.query_index}) get the score -inf, so their weight will be exactly 0 "
-                    f"(book 3.5.1). Masked: {names or 'none (the query is the last token)'}."
-                ),
-            )
-        panel(f"{label}Softmax", *_softmax_parts(walk, tokens, head, fmt))
-        if head.keep is not None:
-            p = params.dropout
-            panel(
-                f"{label}Dropout",
-                Text(
-                    f"nn.Dropout({p:g}) in training mode (book 3.5.2): each weight is kept "
-                    f"with probability {1 - p:g} and kept ones are scaled by "
-                    f"{dropout_scale(p):.6g}, so the expected sum stays 1."
-                    if p < 1
-                    else "nn.Dropout(1) in training mode (book 3.5.2) drops every weight: "
-                    "all are 0, as torch gives them, and nothing is drawn."
-                ),
-                _two_column(
-                    tokens,
-                    [
-                        _dropout_line(fmt, w, k, u, m)
-                        for w, k, u, m in zip(
-                            head.weights, head.keep, head.used, head.masked, strict=True
-                        )
-                    ],
-                    walk.query_index,
-                ),
-            )
-        value_name = "v_j" if projected else "x_j"
-        panel(
-            f"{label}Context vector",
-            *_context_lines(walk, tokens, head, fmt),
-            detail=f": Σ_j w_j {value_name}",
+        return
+    d_in, D = weights.d_in, weights.d_out
+    if weights.file:
+        origin = f"read from {shown_text(weights.file)}"
+    else:
+        drawn = (
+            f"nn.Linear({d_in}, {D})"
+            if weights.layout is Layout.LINEAR
+            else f"torch.rand({d_in}, {D})"
         )
+        origin = f"three {drawn} after torch.manual_seed({result.params.seed})"
+    if weights.layout is Layout.LINEAR:
+        how = f"each stored as nn.Linear's ({D}, {d_in}) weight and applied as X @ W.T"
+    else:
+        how = f"each ({d_in}, {D}), applied as X @ W"
+    tables: list[RenderableType] = []
+    for name in ("W_query", "W_key", "W_value"):
+        matrix = getattr(weights, name)
+        written = matrix.T if weights.layout is Layout.LINEAR else matrix
+        tables.append(Text(name, style="bold"))
+        tables.append(_plain_table(written, fmt))
+        bias = getattr(weights, "b_" + name[2:])
+        if bias is not None:
+            tables.append(Text(f"b_{name[2:]} = {fmt.vector(bias)}"))
+    drawing.panel(
+        "The trainable weights",
+        Text(f"W_query, W_key, W_value: {origin}; {how} (book 3.4)."),
+        *tables,
+    )
+    bias_note = " + b" if weights.b_query is not None else ""
+    drawing.panel(
+        "Query, keys and values",
+        Text(f"query q = x @ W_query{bias_note} = {fmt.vector(result.queries[0])}"),
+        Text(f"keys k_j = x_j @ W_key{bias_note} and values v_j = x_j @ W_value{bias_note}:"),
+        _keys_values_table(
+            drawing.tokens, result.keys, result.values, fmt, drawing.walk.query_index
+        ),
+    )
 
-    if weights is not None and (many or weights.W_out is not None):
-        body: list[RenderableType] = []
-        if many:
-            body.append(Text(f"The heads side by side: {fmt.vector(result.heads_context[0])}"))
-        if weights.W_out is not None:
-            if weights.layout is Layout.LINEAR:
-                formula = "concat @ out_proj.weight.T"
-                formula += " + out_proj.bias" if weights.b_out is not None else ""
-                shown_as = "out_proj.weight"
-            else:
-                formula = "concat @ W_out" + (" + b_out" if weights.b_out is not None else "")
-                shown_as = "W_out"
-            body.append(
-                Text(f"out_proj mixes the heads (book 3.6.2): output = {formula}; {shown_as}:")
-            )
-            body.append(
-                _plain_table(
-                    weights.W_out.T if weights.layout is Layout.LINEAR else weights.W_out, fmt
-                )
-            )
-        body.append(Text(f"output = {fmt.vector(result.context_vecs[0])}", style="bold"))
-        panel("Combining the heads" if many else "Output projection", *body)
 
-    parts.append(Text(settings_line(result), style="dim"))
-    return Trimmed(Group(*parts), widest=READING_WIDTH)
+def _head_banner(drawing: _Drawing, h: int) -> None:
+    if not drawing.many:
+        return
+    layout, head = drawing.walk.result.layout, drawing.walk.heads[h]
+    columns = layout.columns(h)
+    drawing.parts.append(
+        Text(
+            f"Head {h} of {layout.heads}: dimensions {columns.start + 1} to {columns.stop} of "
+            f"the query, keys and values (q = {drawing.fmt.vector(head.query)})",
+            style="bold",
+        )
+    )
+
+
+def _scores(drawing: _Drawing, h: int) -> None:
+    product = "q · k_j" if drawing.walk.result.params.projected else "x · x_j"
+    drawing.panel(
+        f"{drawing.label(h)}Attention scores",
+        *_score_lines(drawing.walk, drawing.tokens, drawing.walk.heads[h], drawing.fmt),
+        detail=f": {product}",
+    )
+
+
+def _scale(drawing: _Drawing, h: int) -> None:
+    result, fmt = drawing.walk.result, drawing.fmt
+    if not result.params.projected:
+        return  # section 3.3 does not scale
+    drawing.panel(
+        f"{drawing.label(h)}Scaling by 1/√d_k",
+        Text(
+            "Dividing by √d_k keeps the scores' spread independent of the "
+            "dimension, so the softmax does not saturate (book 3.4.1)."
+        ),
+        _two_column(
+            drawing.tokens,
+            [
+                f"{fmt(s)} × {fmt(result.scale)} = {fmt(s * result.scale)}"
+                for s in drawing.walk.heads[h].scores
+            ],
+            drawing.walk.query_index,
+        ),
+        detail=f" = 1/√{result.head_dim} = {fmt(result.scale)}",
+    )
+
+
+def _mask(drawing: _Drawing, h: int) -> None:
+    walk = drawing.walk
+    if not walk.result.mask.hides_any:
+        return
+    hidden = [drawing.tokens[j] for j in np.flatnonzero(walk.heads[h].masked)]
+    names = ", ".join(f"'{t}'" for t in hidden[:MAX_ROWS]) + (
+        " …" if len(hidden) > MAX_ROWS else ""
+    )
+    drawing.panel(
+        f"{drawing.label(h)}Causal mask",
+        Text(
+            f"A token may not look ahead: the keys after {drawing.token} (j > "
+            f"{walk.query_index}) get the score -inf, so their weight will be exactly 0 "
+            f"(book 3.5.1). Masked: {names or 'none (the query is the last token)'}."
+        ),
+    )
+
+
+def _softmax(drawing: _Drawing, h: int) -> None:
+    drawing.panel(
+        f"{drawing.label(h)}Softmax",
+        *_softmax_parts(drawing.walk, drawing.tokens, drawing.walk.heads[h], drawing.fmt),
+    )
+
+
+def _dropout(drawing: _Drawing, h: int) -> None:
+    head, fmt = drawing.walk.heads[h], drawing.fmt
+    if head.keep is None:
+        return
+    p = drawing.walk.result.params.dropout
+    drawing.panel(
+        f"{drawing.label(h)}Dropout",
+        Text(
+            f"nn.Dropout({p:g}) in training mode (book 3.5.2): each weight is kept "
+            f"with probability {1 - p:g} and kept ones are scaled by "
+            f"{dropout_scale(p):.6g}, so the expected sum stays 1."
+            if p < 1
+            else "nn.Dropout(1) in training mode (book 3.5.2) drops every weight: "
+            "all are 0, as torch gives them, and nothing is drawn."
+        ),
+        _two_column(
+            drawing.tokens,
+            [
+                _dropout_line(fmt, w, k, u, m)
+                for w, k, u, m in zip(head.weights, head.keep, head.used, head.masked, strict=True)
+            ],
+            drawing.walk.query_index,
+        ),
+    )
+
+
+def _context(drawing: _Drawing, h: int) -> None:
+    value_name = "v_j" if drawing.walk.result.params.projected else "x_j"
+    drawing.panel(
+        f"{drawing.label(h)}Context vector",
+        *_context_lines(drawing.walk, drawing.tokens, drawing.walk.heads[h], drawing.fmt),
+        detail=f": Σ_j w_j {value_name}",
+    )
+
+
+def _out_proj(drawing: _Drawing, h: int) -> None:
+    result, fmt = drawing.walk.result, drawing.fmt
+    weights = result.weights
+    if weights is None or not (drawing.many or weights.W_out is not None):
+        return
+    body: list[RenderableType] = []
+    if drawing.many:
+        body.append(Text(f"The heads side by side: {fmt.vector(result.heads_context[0])}"))
+    if weights.W_out is not None:
+        if weights.layout is Layout.LINEAR:
+            formula = "concat @ out_proj.weight.T"
+            formula += " + out_proj.bias" if weights.b_out is not None else ""
+            shown_as = "out_proj.weight"
+        else:
+            formula = "concat @ W_out" + (" + b_out" if weights.b_out is not None else "")
+            shown_as = "W_out"
+        body.append(Text(f"out_proj mixes the heads (book 3.6.2): output = {formula}; {shown_as}:"))
+        body.append(
+            _plain_table(weights.W_out.T if weights.layout is Layout.LINEAR else weights.W_out, fmt)
+        )
+    body.append(Text(f"output = {fmt.vector(result.context_vecs[0])}", style="bold"))
+    drawing.panel("Combining the heads" if drawing.many else "Output projection", *body)
+
+
+def _nothing_yet(drawing: _Drawing, h: int) -> None:
+    """A stage that changes nothing yet (positions, modifiers) draws no panel."""
+
+
+# Each stage's panel (per head for the per-head stages), in the order of stages.STAGES.
+PANELS: dict[str, Callable[[_Drawing, int], None]] = {
+    "projections": _projections,
+    "positions": _nothing_yet,
+    "scores": _scores,
+    "scale": _scale,
+    "modifiers": _nothing_yet,
+    "mask": _mask,
+    "softmax": _softmax,
+    "dropout": _dropout,
+    "context": _context,
+    "out_proj": _out_proj,
+}
 
 
 class _Formatter:

@@ -119,3 +119,15 @@ def test_one_query_row_equals_that_row_of_the_full_computation(matrix: np.ndarra
         np.testing.assert_allclose(
             row.context_vecs[0], full.context_vecs[i], rtol=1e-12, atol=1e-12
         )
+
+
+def test_explain_walks_every_stage_in_the_books_order() -> None:
+    """A stage is added once, in stages.STAGES: explain's JSON and its panels walk the
+    same list, so neither can miss it or show it out of order."""
+    from attncli import explain, render_explain
+
+    names = [stage.name for stage in stages.STAGES]
+    assert names[0] == "projections"
+    assert names[-1] == "out_proj"
+    assert list(explain.STEP_DATA) == names
+    assert list(render_explain.PANELS) == names

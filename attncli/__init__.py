@@ -29,18 +29,18 @@ _EXPORTS = {
     "book_example": "loading",
     "load": "loading",
     "loads": "loading",
-    "AttentionParams": "modes",
-    "AttentionResult": "modes",
-    "Init": "modes",
-    "Mode": "modes",
-    "Projections": "modes",
+    "AttentionParams": "params",
+    "AttentionResult": "attention",
+    "Init": "params",
+    "Mode": "params",
+    "Projections": "params",
 }
 
 if TYPE_CHECKING:
-    from .attention import compute, context, prepare
+    from .attention import AttentionResult, compute, context, prepare
     from .errors import AttnError, ExitStatus
     from .loading import Embeddings, InputFormat, book_example, load, loads
-    from .modes import AttentionParams, AttentionResult, Init, Mode, Projections
+    from .params import AttentionParams, Init, Mode, Projections
 
 
 def __getattr__(name: str) -> object:

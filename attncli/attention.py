@@ -1,7 +1,11 @@
-"""Attention computed: the inputs projected once (Prepared), then every intermediate
-for some rows (compute), only the context vectors in bounded memory (context), or the
-scores or weights streamed in blocks (iter_rows). The arithmetic is engine's; the
-settings and weights are modes'.
+"""Attention computed: the inputs projected once (`prepare` -> Prepared), then every
+intermediate for some rows (`compute` -> AttentionResult), only the context vectors in
+bounded memory (`context`), or the scores or weights streamed in blocks (`iter_rows`).
+The arithmetic is the stages' and the engine's; the settings and weights are params'.
+
+Memory: `prepare` and `compute` refuse sizes that cannot fit the `memory` they are
+told is free (bytes; None checks nothing): the command line measures it, a library
+user may.
 """
 
 from __future__ import annotations
@@ -19,13 +23,7 @@ from .errors import AttnError, size_text
 from .heads import HeadLayout
 from .loading import Embeddings
 from .masks import Mask
-from .modes import (
-    AttentionParams,
-    AttentionResult,
-    Projections,
-    check_params,
-    draw_projections,
-)
+from .params import AttentionParams, Projections, check_params, draw_projections
 from .rng import DropoutStream, TorchGenerator, dropout_scale, number_text
 
 # Bytes per (head, query, key) entry while computing: scores, the scaled and shifted
@@ -33,36 +31,14 @@ from .rng import DropoutStream, TorchGenerator, dropout_scale, number_text
 COMPUTE_BYTES_PER_SCORE = 48
 
 
-def available_memory() -> int | None:
-    """Bytes this process can still allocate: the kernel's MemAvailable, or less if a
-    cgroup (container) limit is lower; None where neither can be read."""
-    available = None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit_file:
-            limit = limit_file.read().strip()
-        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as current_file:
-            current = int(current_file.read().strip())
-        if limit != "max":
-            room = int(limit) - current
-            available = room if available is None else min(available, room)
-    except (OSError, ValueError):
-        pass
-    return available
-
-
-def check_memory(n_tokens: int, n_rows: int, heads: int, bytes_per_score: int, what: str) -> None:
-    """Refuse up front a request whose (heads, rows, tokens) matrices cannot fit, rather
-    than be killed by the operating system halfway."""
+def check_memory(
+    n_tokens: int, n_rows: int, heads: int, bytes_per_score: int, what: str, available: int | None
+) -> None:
+    """Refuse up front a request whose (heads, rows, tokens) matrices cannot fit the
+    `available` bytes (None: unknown, nothing refused), rather than be killed by the
+    operating system halfway."""
     scores = heads * n_rows * n_tokens
     needed = scores * bytes_per_score
-    available = available_memory()
     if available is None or needed <= 0.8 * available:
         return
     shape = f"{heads} x {n_rows} x {n_tokens}" if heads > 1 else f"{n_rows} x {n_tokens}"
@@ -82,7 +58,7 @@ class Prepared:
 
     embeddings: Embeddings
     params: AttentionParams
-    weights: Projections | None  # None in plain mode
+    projections: Projections | None  # W_query, W_key, W_value (...); None in plain mode
     layout: HeadLayout
     mask: Mask
     scale: float  # 1/sqrt(head_dim), or 1 in plain mode
@@ -117,6 +93,49 @@ class Prepared:
             np.ascontiguousarray(self.values[:, kv_part]),
         )
 
+    def settings(self) -> dict[str, Any]:
+        """Every setting that produced the numbers, as JSON's `params` gives them (null
+        where the mode has no such thing)."""
+        params = self.params
+        if not params.projected:
+            return {
+                "d_in": self.embeddings.d_in,
+                "d_out": None,
+                "seed": None,
+                "init": None,
+                "scale": self.scale,
+                "heads": 1,
+                "head_dim": None,
+                "wrapper": None,
+                "qkv_bias": None,
+                "dropout": None,
+                "dropout_seed": None,
+                "batch": None,
+                "weights": None,
+                "parameters": 0,
+                "dtype": params.dtype.value,
+            }
+        projections = self.projections
+        file = projections.file if projections is not None else None
+        seed_used = file is None or (params.dropout > 0 and params.dropout_seed is None)
+        return {
+            "d_in": self.embeddings.d_in,
+            "d_out": self.layout.width,
+            "seed": params.seed if seed_used else None,
+            "init": None if file else params.init.value,
+            "scale": self.scale,
+            "heads": self.heads,
+            "head_dim": self.head_dim,
+            "wrapper": self.heads > 1 and (projections is not None and projections.W_out is None),
+            "qkv_bias": projections is not None and projections.b_query is not None,
+            "dropout": params.dropout,
+            "dropout_seed": params.dropout_seed,
+            "batch": params.batch,
+            "weights": file,
+            "parameters": projections.parameters if projections is not None else 0,
+            "dtype": params.dtype.value,
+        }
+
     def keep_fn(self, h: int) -> engine.KeepFn | None:
         """Head h's dropout mask for given rows, drawn in nn.Dropout's order."""
         stream = self.dropout
@@ -128,24 +147,25 @@ class Prepared:
 def prepare(
     embeddings: Embeddings,
     params: AttentionParams | None = None,
-    weights: Projections | None = None,
+    projections: Projections | None = None,
+    memory: int | None = None,
 ) -> Prepared:
-    """Check the settings, draw (or take) the weights and project the inputs."""
+    """Check the settings, draw (or take) the projections and project the inputs;
+    `memory` is how many bytes are free (None: not checked)."""
     params = params or AttentionParams()
-    from_file = params.projected and weights is not None
-    check_params(params, from_file=from_file)
+    given = params.projected and projections is not None
+    check_params(params, from_file=given)
     dtype = np.dtype(params.dtype.value)
     gen: TorchGenerator | None = None
     heads = params.heads
     if not params.projected:
         projections = None
-    elif weights is None:
-        limits.check_sizes(embeddings, params, None, available_memory())
+    elif projections is None:
+        limits.check_sizes(embeddings, params, None, memory)
         projections, gen = draw_projections(embeddings.d_in, params)
     else:
-        projections = weights
-        heads = _heads_for(weights, params, embeddings)
-        limits.check_sizes(embeddings, params, weights, available_memory())
+        heads = _heads_for(projections, params, embeddings)
+        limits.check_sizes(embeddings, params, projections, memory)
     with np.errstate(over="ignore"):
         X = np.asarray(embeddings.matrix, dtype=dtype)  # (T, d_in)
     if not np.isfinite(X).all():  # an input beyond float32's range
@@ -169,7 +189,7 @@ def prepare(
             gen = TorchGenerator(params.dropout_seed)
         elif gen is None:  # weights from a file: nothing drawn before the dropout
             gen = TorchGenerator(params.seed)
-        wrapper = params.wrapper or (weights is not None and weights.heads is not None)
+        wrapper = params.wrapper or (projections is not None and projections.heads is not None)
         _check_batch(params, heads, wrapper)
         # A wrapper's heads are separate modules: each draws the masks of every batch
         # item before the next head draws; MultiHeadAttention's (b, H, T, T) tensor puts
@@ -197,19 +217,88 @@ def _check_batch(params: AttentionParams, heads: int, wrapper: bool) -> None:
     )
 
 
+@dataclass(frozen=True)
+class AttentionResult:
+    """Every intermediate of one attention pass, for the query rows asked for.
+
+    `rows` are the positions of the queries computed: every token, the `query_index`,
+    or the rows a table shows; n = len(rows), T tokens, H heads, D = H * head_dim.
+    Masked scores are -inf. `attn_weights` are the weights actually used (after
+    dropout, if any); `softmax_weights` the ones before it. The settings, projections,
+    keys and values are those of the Prepared attention it came from.
+    """
+
+    prepared: Prepared
+    query_index: int | None  # the `--query` row, or None
+    rows: NDArray[np.intp]  # (n,) the positions of the query rows computed
+    queries: NDArray[np.floating[Any]]  # (n, D)
+    attn_scores: NDArray[np.floating[Any]]  # (H, n, T), unscaled
+    softmax_weights: NDArray[np.floating[Any]]  # (H, n, T)
+    dropout_keep: NDArray[np.bool_] | None  # (H, n, T), None without dropout
+    attn_weights: NDArray[np.floating[Any]]  # (H, n, T)
+    heads_context: NDArray[np.floating[Any]]  # (n, D): the heads' context vectors, side by side
+    context_vecs: NDArray[np.floating[Any]]  # (n, D): after out_proj, when there is one
+
+    @property
+    def embeddings(self) -> Embeddings:
+        return self.prepared.embeddings
+
+    @property
+    def params(self) -> AttentionParams:
+        return self.prepared.params
+
+    @property
+    def projections(self) -> Projections | None:
+        return self.prepared.projections
+
+    @property
+    def layout(self) -> HeadLayout:
+        return self.prepared.layout
+
+    @property
+    def mask(self) -> Mask:
+        return self.prepared.mask
+
+    @property
+    def scale(self) -> float:
+        return self.prepared.scale
+
+    @property
+    def keys(self) -> NDArray[np.floating[Any]]:
+        return self.prepared.keys  # (T, D)
+
+    @property
+    def values(self) -> NDArray[np.floating[Any]]:
+        return self.prepared.values  # (T, D)
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return self.prepared.embeddings.tokens
+
+    @property
+    def heads(self) -> int:
+        return self.layout.heads
+
+    @property
+    def head_dim(self) -> int:
+        return self.layout.head_dim
+
+
 def compute(
     embeddings: Embeddings,
     params: AttentionParams | None = None,
     query: int | None = None,
-    weights: Projections | None = None,
+    projections: Projections | None = None,
     rows: NDArray[np.intp] | None = None,
+    memory: int | None = None,
 ) -> AttentionResult:
     """Run one attention pass over `embeddings`, for every token, just `query`, or the
-    (sorted) `rows`, keeping every intermediate. `weights` replaces the seeded draws."""
-    prepared = prepare(embeddings, params, weights)
+    (sorted) `rows`, keeping every intermediate. `projections` replaces the seeded
+    draws; `memory` is how many bytes are free (None: not checked)."""
+    prepared = prepare(embeddings, params, projections, memory)
     n_tokens = prepared.n_tokens
     rows = _rows(n_tokens, query, rows)
-    check_memory(n_tokens, len(rows), prepared.heads, COMPUTE_BYTES_PER_SCORE, "attention")
+    check_memory(n_tokens, len(rows), prepared.heads, COMPUTE_BYTES_PER_SCORE, "attention", memory)
     shape = (prepared.heads, len(rows), n_tokens)
     dtype = prepared.keys.dtype
     attn_scores = np.empty(shape, dtype)
@@ -234,17 +323,10 @@ def compute(
         )  # H x (n, head_dim) -> (n, D)
         context_vecs = _output(heads_context, prepared)
     return AttentionResult(
-        embeddings=embeddings,
-        params=prepared.params,
+        prepared=prepared,
         query_index=query,
         rows=rows,
-        layout=prepared.layout,
-        mask=prepared.mask,
-        scale=prepared.scale,
-        weights=prepared.weights,
         queries=prepared.queries[rows],
-        keys=prepared.keys,
-        values=prepared.values,
         attn_scores=attn_scores,
         softmax_weights=softmax_weights,
         dropout_keep=keep_all,
@@ -354,7 +436,7 @@ def score_bound(prepared: Prepared, h: int, rows: NDArray[np.intp]) -> float:
 def _scores_error(prepared: Prepared, rows: NDArray[np.intp]) -> AttnError:
     bounds = [score_bound(prepared, h, rows) for h in range(prepared.heads)]
     return limits.scores_error(
-        prepared.embeddings, prepared.weights, prepared.keys.dtype, bounds, prepared.head_dim
+        prepared.embeddings, prepared.projections, prepared.keys.dtype, bounds, prepared.head_dim
     )
 
 
@@ -398,35 +480,36 @@ def _output(heads_context: NDArray[Any], prepared: Prepared) -> NDArray[Any]:
     then out_proj when the module has one, and the same check of its output."""
     if not np.isfinite(heads_context).all():
         raise limits.context_error(
-            prepared.values, prepared.keep_scale, prepared.embeddings, prepared.weights
+            prepared.values, prepared.keep_scale, prepared.embeddings, prepared.projections
         )
-    weights = prepared.weights
-    if weights is None or weights.W_out is None:
+    projections = prepared.projections
+    if projections is None or projections.W_out is None:
         return heads_context
     with np.errstate(over="ignore", invalid="ignore"):
-        result = stages.out_proj(heads_context, weights.W_out, weights.b_out)  # (n, D)
+        result = stages.out_proj(heads_context, projections.W_out, projections.b_out)  # (n, D)
     if not np.isfinite(result).all():
-        raise limits.out_proj_error(heads_context, prepared.embeddings, weights)
+        raise limits.out_proj_error(heads_context, prepared.embeddings, projections)
     return result
 
 
-def check_file_heads(weights: Projections, heads: int, heads_given: bool) -> None:
+def check_file_heads(projections: Projections, heads: int, heads_given: bool) -> None:
     """What the command line must say about heads for weights from a file: a fused
     MultiHeadAttention (it has an out_proj) does not record its head count, so --heads
     must; a wrapper's file does record it, and --heads must agree."""
-    source = weights.file or "the weights"
-    if weights.heads is not None:
-        if heads_given and heads != weights.heads:
+    source = projections.file or "the weights"
+    if projections.heads is not None:
+        if heads_given and heads != projections.heads:
             raise AttnError.usage(
                 f"--heads {number_text(heads)} contradicts {source}, which holds "
-                f"{weights.heads} heads (heads.0 to heads.{weights.heads - 1}); drop --heads"
+                f"{projections.heads} heads (heads.0 to heads.{projections.heads - 1}); "
+                "drop --heads"
             )
         return
-    if weights.W_out is not None and not heads_given:
+    if projections.W_out is not None and not heads_given:
         raise AttnError.usage(
             f"{source} holds an out_proj: the weights of a MultiHeadAttention, whose head "
             f"count a state_dict does not record; add --heads H with the module's num_heads "
-            f"(H divides d_out = {weights.d_out}: {_divisors_text(weights.d_out)})"
+            f"(H divides d_out = {projections.d_out}: {_divisors_text(projections.d_out)})"
         )
 
 
@@ -445,31 +528,31 @@ def _divisors_text(n: int) -> str:
     )
 
 
-def _heads_for(weights: Projections, params: AttentionParams, embeddings: Embeddings) -> int:
+def _heads_for(projections: Projections, params: AttentionParams, embeddings: Embeddings) -> int:
     """The head count for weights from a file, checked against the input and flags."""
-    source = weights.file or "the weights"
-    if weights.d_in != embeddings.d_in:
+    source = projections.file or "the weights"
+    if projections.d_in != embeddings.d_in:
         raise AttnError(
-            f"{source}: W_query expects d_in = {weights.d_in}, but "
+            f"{source}: W_query expects d_in = {projections.d_in}, but "
             f"{embeddings.source} has {embeddings.d_in}-dimensional embeddings; use "
             "weights made for these inputs"
         )
-    if weights.d_out < 1:
+    if projections.d_out < 1:
         raise AttnError(
             f"{source}: W_query has no output dimensions (d_out = 0); give weights with "
             "at least one"
         )
     heads = params.heads
-    if weights.heads is not None:
-        if heads not in (1, weights.heads):
+    if projections.heads is not None:
+        if heads not in (1, projections.heads):
             raise AttnError.usage(
                 f"--heads {number_text(heads)} contradicts {source}, which holds "
-                f"{weights.heads} heads; drop --heads"
+                f"{projections.heads} heads; drop --heads"
             )
-        heads = weights.heads
-    if weights.d_out % heads:
+        heads = projections.heads
+    if projections.d_out % heads:
         raise AttnError.usage(
-            f"--heads {number_text(heads)} does not divide the {weights.d_out} output "
-            f"dimensions of {source}; pick a head count that divides {weights.d_out}"
+            f"--heads {number_text(heads)} does not divide the {projections.d_out} output "
+            f"dimensions of {source}; pick a head count that divides {projections.d_out}"
         )
     return heads

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__, output, signals
-from .attention import Prepared, check_file_heads, compute, prepare
+from .attention import AttentionResult, Prepared, check_file_heads, compute, prepare
 from .errors import AttnError, ExitStatus, shown_text
 from .loading import Embeddings, InputFormat, book_example, load, loads
-from .modes import AttentionParams, AttentionResult, DType, Init, Mode
 from .options import OutputFormat, Parsed, parse
+from .params import AttentionParams, DType, Init, Mode
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -182,6 +182,31 @@ def _fail(message: str, status: int) -> int:
 # ---------------------------------------------------------------- the pipeline
 
 
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the kernel's MemAvailable, or less if a
+    cgroup (container) limit is lower; None where neither can be read. The library
+    computes what it is told fits; the command line tells it this."""
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit_file:
+            limit = limit_file.read().strip()
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as current_file:
+            current = int(current_file.read().strip())
+        if limit != "max":
+            room = int(limit) - current
+            available = room if available is None else min(available, room)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
 def execute(request: Request) -> None:
     """Check the flags, load, compute, render, write: the whole of one `attn` call."""
     if request.output == "-" or (
@@ -194,33 +219,34 @@ def execute(request: Request) -> None:
     query = embeddings.resolve_query(request.query) if request.query is not None else None
     if request.command == "explain" and query is None:
         query = min(1, len(embeddings.tokens) - 1)  # the book's query, x^(2)
-    weights = None
+    memory = available_memory()
+    projections = None
     if request.weights is not None:
         from .weights_file import load_weights
 
-        weights = load_weights(request.weights, embeddings.d_in)
-        check_file_heads(weights, request.params.heads, "heads" in request.explicit)
+        projections = load_weights(request.weights, embeddings.d_in)
+        check_file_heads(projections, request.params.heads, "heads" in request.explicit)
 
     if output_format in _DRAWN:
         rows = _table_rows(len(embeddings.tokens), query)
-        result = compute(embeddings, request.params, query, weights, rows)
+        result = compute(embeddings, request.params, query, projections, rows, memory)
         _write_drawn(request, result, output_format)
         return
     if output_format is OutputFormat.MARKDOWN:
         from . import render
 
-        result = compute(embeddings, request.params, query, weights)
+        result = compute(embeddings, request.params, query, projections, memory=memory)
         with output.sink(request.output) as write:
             write(render.to_markdown(result, request.command, request.precision))
         return
     if request.command == "explain":
         from . import explain
 
-        result = compute(embeddings, request.params, query, weights)
+        result = compute(embeddings, request.params, query, projections, memory=memory)
         with output.sink(request.output) as write:
             write(explain.to_json(explain.walkthrough(result)))
         return
-    prepared = prepare(embeddings, request.params, weights)
+    prepared = prepare(embeddings, request.params, projections, memory)
     _stream(request, output_format, prepared, query)
 
 

@@ -17,8 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import stages
-from .modes import AttentionResult, Layout
-from .render import params_dict
+from .attention import AttentionResult
+from .params import WeightLayout
 from .rng import dropout_scale
 
 
@@ -127,18 +127,18 @@ def _per_head(walk: Walkthrough, pick: Callable[[HeadSteps], Any]) -> Any:
 def _projections(walk: Walkthrough) -> dict[str, Any]:
     result = walk.result
     data: dict[str, Any] = {}
-    weights = result.weights
-    if weights is not None:
+    projections = result.projections
+    if projections is not None:
         data["trainable_weights"] = {
-            "layout": weights.layout.value,
+            "layout": projections.layout.value,
             **{
-                name: _numbers(_as_written(getattr(weights, name), weights.layout))
+                name: _numbers(_as_written(getattr(projections, name), projections.layout))
                 for name in ("W_query", "W_key", "W_value")
             },
             **{
-                name: _numbers(getattr(weights, name))
+                name: _numbers(getattr(projections, name))
                 for name in ("b_query", "b_key", "b_value")
-                if getattr(weights, name) is not None
+                if getattr(projections, name) is not None
             },
         }
     data["query"] = _numbers(result.queries[0])
@@ -198,11 +198,11 @@ def _context(walk: Walkthrough) -> dict[str, Any]:
 def _out_proj(walk: Walkthrough) -> dict[str, Any]:
     result = walk.result
     data: dict[str, Any] = {}
-    weights = result.weights
-    if weights is not None and weights.W_out is not None:
+    projections = result.projections
+    if projections is not None and projections.W_out is not None:
         data["out_proj"] = {
-            "weight": _numbers(_as_written(weights.W_out, weights.layout)),
-            "bias": _numbers(weights.b_out) if weights.b_out is not None else None,
+            "weight": _numbers(_as_written(projections.W_out, projections.layout)),
+            "bias": _numbers(projections.b_out) if projections.b_out is not None else None,
         }
     data["output"] = _numbers(result.context_vecs[0])
     return data
@@ -227,9 +227,11 @@ STEP_DATA: dict[str, Callable[[Walkthrough], dict[str, Any]]] = {
 }
 
 
-def _as_written(applied: NDArray[np.floating[Any]], layout: Layout) -> NDArray[np.floating[Any]]:
+def _as_written(
+    applied: NDArray[np.floating[Any]], layout: WeightLayout
+) -> NDArray[np.floating[Any]]:
     """A weight as the book (or its file) writes it: nn.Linear's (d_out, d_in)."""
-    return applied.T if layout is Layout.LINEAR else applied
+    return applied.T if layout is WeightLayout.LINEAR else applied
 
 
 def to_json(walk: Walkthrough) -> str:
@@ -239,7 +241,7 @@ def to_json(walk: Walkthrough) -> str:
         "mode": result.params.mode.value,
         "tokens": list(result.tokens),
         "query": {"index": walk.query_index, "token": walk.token},
-        "params": params_dict(result),
+        "params": result.prepared.settings(),
         "steps": steps_dict(walk),
     }
     return json.dumps(document, indent=2, allow_nan=False) + "\n"

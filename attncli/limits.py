@@ -23,7 +23,7 @@ from . import engine, stages
 from .errors import AttnError, size_text
 from .loading import Embeddings
 from .masks import Mask
-from .modes import AttentionParams, Projections
+from .params import AttentionParams, Projections
 from .rng import number_text
 
 FLOAT64 = np.dtype(np.float64)
@@ -39,7 +39,7 @@ NO_COMPUTER_HOLDS = 2**50
 def check_sizes(
     embeddings: Embeddings,
     params: AttentionParams,
-    weights: Projections | None,
+    projections: Projections | None,
     available: int | None,
 ) -> None:
     """Refuse up front, before anything is drawn, settings whose weights or projected
@@ -47,7 +47,7 @@ def check_sizes(
     flag that asks for them."""
     n_tokens, d_in = len(embeddings.tokens), embeddings.d_in
     itemsize = np.dtype(params.dtype.value).itemsize
-    if weights is None:
+    if projections is None:
         width = params.d_out  # each module's: a wrapper's heads have d_out each
         D = width * params.heads if params.wrapper else width
         out_proj = params.heads > 1 and not params.wrapper
@@ -55,8 +55,8 @@ def check_sizes(
         drawn = max(d_in * width, D * D if out_proj else 0)  # the largest drawn at once
         weights_bytes = STORED_BYTES_PER_WEIGHT * stored + DRAW_BYTES_PER_WEIGHT * drawn
     else:
-        D = weights.d_out
-        out_proj = weights.W_out is not None
+        D = projections.d_out
+        out_proj = projections.W_out is not None
         weights_bytes = 0  # already in memory
     # queries, keys, values, one head's copies of them, the heads' context vectors side
     # by side (and out_proj's output): T x D each (measured: 1.8 GiB at T = 65 536,
@@ -72,9 +72,9 @@ def check_sizes(
         else "more than any computer holds"
     )
     vectors = f"{n_tokens} x {number_text(D)} each"
-    if weights is not None:
+    if projections is not None:
         raise AttnError(
-            f"{weights.file}: its {D} output dimensions for the {n_tokens} tokens of "
+            f"{projections.file}: its {D} output dimensions for the {n_tokens} tokens of "
             f"{embeddings.source} need about {_bytes_text(needed)} for the queries, keys, "
             f"values and context vectors ({vectors}), {free}; use a shorter input, or "
             "weights with fewer output dimensions"
@@ -171,7 +171,7 @@ def overflowed(scores: NDArray[Any], rows: NDArray[np.intp], mask: Mask) -> bool
 
 
 def projection_error(
-    name: str, embeddings: Embeddings, weights: Projections, dtype: np.dtype[Any]
+    name: str, embeddings: Embeddings, projections: Projections, dtype: np.dtype[Any]
 ) -> AttnError:
     """The queries, keys or values overflow; says whether float64 would hold them."""
     holds = False
@@ -181,31 +181,31 @@ def projection_error(
             holds = all(
                 bool(np.isfinite(X @ W + (0.0 if b is None else b)).all())
                 for W, b in (
-                    (weights.W_query, weights.b_query),
-                    (weights.W_key, weights.b_key),
-                    (weights.W_value, weights.b_value),
+                    (projections.W_query, projections.b_query),
+                    (projections.W_key, projections.b_key),
+                    (projections.W_value, projections.b_value),
                 )
             )
-    return overflow_error(name, embeddings, weights, dtype, holds)
+    return overflow_error(name, embeddings, projections, dtype, holds)
 
 
 def scores_error(
     embeddings: Embeddings,
-    weights: Projections | None,
+    projections: Projections | None,
     dtype: np.dtype[Any],
     bounds: list[float],
     head_dim: int,
 ) -> AttnError:
     """The scores overflow; float64 holds them when every head's bound says so."""
     holds = dtype != FLOAT64 and all(b < safe_limit(FLOAT64, head_dim) for b in bounds)
-    return overflow_error("attention scores", embeddings, weights, dtype, holds)
+    return overflow_error("attention scores", embeddings, projections, dtype, holds)
 
 
 def context_error(
     values: NDArray[Any],
     keep_scale: float,
     embeddings: Embeddings,
-    weights: Projections | None,
+    projections: Projections | None,
 ) -> AttnError:
     """The scores fit but a context vector does not: the values times dropout's
     1 / (1 - p) (`keep_scale`), which bounds every entry since the weights sum to 1."""
@@ -215,30 +215,30 @@ def context_error(
     what = "context vectors"
     if keep_scale > 1.0:
         what += f" (values times dropout's 1 / (1 - p) = {keep_scale:.6g})"
-    return overflow_error(what, embeddings, weights, values.dtype, holds)
+    return overflow_error(what, embeddings, projections, values.dtype, holds)
 
 
 def out_proj_error(
-    heads_context: NDArray[Any], embeddings: Embeddings, weights: Projections
+    heads_context: NDArray[Any], embeddings: Embeddings, projections: Projections
 ) -> AttnError:
     """out_proj's output overflows; float64 holds it if it computes it finite."""
-    assert weights.W_out is not None  # only called after out_proj
+    assert projections.W_out is not None  # only called after out_proj
     holds = False
     if heads_context.dtype != FLOAT64:
         with np.errstate(over="ignore", invalid="ignore"):
-            again = heads_context.astype(np.float64) @ weights.W_out  # (n, D) @ (D, D)
-            if weights.b_out is not None:
-                again += weights.b_out
+            again = heads_context.astype(np.float64) @ projections.W_out  # (n, D) @ (D, D)
+            if projections.b_out is not None:
+                again += projections.b_out
         holds = bool(np.isfinite(again).all())
     return overflow_error(
-        "context vectors (after out_proj)", embeddings, weights, heads_context.dtype, holds
+        "context vectors (after out_proj)", embeddings, projections, heads_context.dtype, holds
     )
 
 
 def overflow_error(
     what: str,
     embeddings: Embeddings,
-    weights: Projections | None,
+    projections: Projections | None,
     dtype: np.dtype[Any],
     float64_holds: bool,
 ) -> AttnError:
@@ -247,8 +247,8 @@ def overflow_error(
     weights are at most 1); and --dtype float64 as the fix where it holds them."""
     limit = f"{float(np.finfo(dtype).max):.1e}".replace("e+", "e")
     inputs = largest(embeddings.matrix)
-    file = weights.file if weights is not None else None
-    weight = largest_weight(weights) if weights is not None and file is not None else 0.0
+    file = projections.file if projections is not None else None
+    weight = largest_weight(projections) if projections is not None and file is not None else 0.0
     fix = (
         "add --dtype float64 (it holds them), or rescale the " if float64_holds else "rescale the "
     )
@@ -269,15 +269,15 @@ def largest(matrix: NDArray[Any]) -> float:
     return float(np.max(np.abs(matrix))) if matrix.size else 0.0
 
 
-def largest_weight(weights: Projections) -> float:
+def largest_weight(projections: Projections) -> float:
     arrays = (
-        weights.W_query,
-        weights.W_key,
-        weights.W_value,
-        weights.b_query,
-        weights.b_key,
-        weights.b_value,
-        weights.W_out,
-        weights.b_out,
+        projections.W_query,
+        projections.W_key,
+        projections.W_value,
+        projections.b_query,
+        projections.b_key,
+        projections.b_value,
+        projections.W_out,
+        projections.b_out,
     )
     return max(largest(a) for a in arrays if a is not None)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .loading import InputFormat
-from .modes import DType, Init, Mode
+from .params import DType, Init, Mode
 
 
 class OutputFormat(str, enum.Enum):

@@ -314,28 +314,33 @@ def atomic_file(path: str, real: str | None = None) -> Iterator[IO[bytes]]:
             f"-o {path}: the file is read-only (mode {stat.filemode(old.st_mode)}); make it "
             f"writable (chmod u+w {path}) or write to another name"
         )
-    import tempfile  # only when writing a file: it costs start-up time
-
-    with signals.held():  # a signal now would leave the new temporary file unknown
-        try:
-            handle, temporary = tempfile.mkstemp(
-                dir=folder, prefix=f".{os.path.basename(real)}.", suffix=".tmp"
-            )
-        except OSError as exc:
-            raise AttnError(
-                f"-o {path}: cannot write in {folder} ({exc.strerror or exc})"
-            ) from None
+    temporary = None
     try:
+        # Held until `temporary` names the new file: a signal that came between its
+        # creation and the assignment would leave it behind. A signal held here acts
+        # when the block ends, inside this `try`, which removes the file.
+        with signals.held():
+            handle, temporary = _new_temporary(path, folder, os.path.basename(real))
         with os.fdopen(handle, "wb") as stream:
             yield stream
         _copy_permissions(temporary, old)
         os.replace(temporary, real)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+        if temporary is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
         if isinstance(exc, OSError):
             raise AttnError(f"-o {path}: cannot write it ({exc.strerror or exc})") from None
         raise
+
+
+def _new_temporary(path: str, folder: str, name: str) -> tuple[int, str]:
+    import tempfile  # only when writing a file: it costs start-up time
+
+    try:
+        return tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    except OSError as exc:
+        raise AttnError(f"-o {path}: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
 def _existing(path: str) -> os.stat_result | None:

@@ -10,14 +10,13 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .attention import AttentionResult, Prepared
 from .errors import shown_text
-from .loading import Embeddings
-from .modes import AttentionParams, AttentionResult, Projections
 
 # What each command shows, named after the book's tensors.
 COMMANDS = ("scores", "weights", "context", "queries", "keys", "values")
@@ -65,67 +64,6 @@ def view(result: AttentionResult, command: str) -> View:
     return View(
         command, "vectors", vectors[np.newaxis], row_labels, dims, result.query_index
     )  # (n, d) -> (1, n, d)
-
-
-class Setup(Protocol):
-    """What produced the numbers: an AttentionResult or an attention.Prepared."""
-
-    @property
-    def embeddings(self) -> Embeddings: ...
-    @property
-    def params(self) -> AttentionParams: ...
-    @property
-    def weights(self) -> Projections | None: ...
-    @property
-    def heads(self) -> int: ...
-    @property
-    def scale(self) -> float: ...
-    @property
-    def keys(self) -> NDArray[np.floating[Any]]: ...
-
-
-def params_dict(setup: Setup) -> dict[str, Any]:
-    """Every setting that produced the numbers (null where the mode has no such thing)."""
-    params = setup.params
-    if not params.projected:
-        return {
-            "d_in": setup.embeddings.d_in,
-            "d_out": None,
-            "seed": None,
-            "init": None,
-            "scale": setup.scale,
-            "heads": 1,
-            "head_dim": None,
-            "wrapper": None,
-            "qkv_bias": None,
-            "dropout": None,
-            "dropout_seed": None,
-            "batch": None,
-            "weights": None,
-            "parameters": 0,
-            "dtype": params.dtype.value,
-        }
-    weights = setup.weights
-    file = weights.file if weights is not None else None
-    seed_used = file is None or (params.dropout > 0 and params.dropout_seed is None)
-    d_out = int(setup.keys.shape[1])
-    return {
-        "d_in": setup.embeddings.d_in,
-        "d_out": d_out,
-        "seed": params.seed if seed_used else None,
-        "init": None if file else params.init.value,
-        "scale": setup.scale,
-        "heads": setup.heads,
-        "head_dim": d_out // setup.heads,
-        "wrapper": setup.heads > 1 and (weights is not None and weights.W_out is None),
-        "qkv_bias": weights is not None and weights.b_query is not None,
-        "dropout": params.dropout,
-        "dropout_seed": params.dropout_seed,
-        "batch": params.batch,
-        "weights": file,
-        "parameters": weights.parameters if weights is not None else 0,
-        "dtype": params.dtype.value,
-    }
 
 
 @dataclass(frozen=True)
@@ -177,7 +115,7 @@ def format_number(value: float, precision: int) -> str:
 def settings_line(result: AttentionResult) -> str:
     """The parameters that made a result, in one line: d_in=3 · d_out=2 · init=rand · ..."""
     params = result.params
-    settings = params_dict(result)
+    settings = result.prepared.settings()
     parts = [f"d_in={settings['d_in']}"]
     if params.projected:
         parts.append(f"d_out={settings['d_out']}")
@@ -214,18 +152,18 @@ def _json_row(row: NDArray[np.floating[Any]]) -> str:
 
 
 def json_chunks(
-    setup: Setup, layout: Layout, blocks: Iterable[NDArray[np.floating[Any]]]
+    prepared: Prepared, layout: Layout, blocks: Iterable[NDArray[np.floating[Any]]]
 ) -> Iterator[str]:
     """The output as one strict JSON object (README "JSON output"), at full precision,
     as text pieces: each innermost row on a line of its own, readable and jq-friendly,
     and never the whole document in memory."""
-    embeddings = setup.embeddings
+    embeddings = prepared.embeddings
     query = None
     if layout.query is not None:
         query = {"index": layout.query, "token": embeddings.tokens[layout.query]}
     head = {
         "command": layout.command,
-        "mode": setup.params.mode.value,
+        "mode": prepared.params.mode.value,
         "tokens": list(embeddings.tokens),
         "query": query,
         "shape": list(layout.shape),
@@ -248,13 +186,13 @@ def json_chunks(
                     yield ",\n"
             yield indent + _json_row(row)
         yield ("\n    ]" if per_group else "") + "\n  ]"
-    yield f',\n  "params": {json.dumps(params_dict(setup), allow_nan=False)}\n}}\n'
+    yield f',\n  "params": {json.dumps(prepared.settings(), allow_nan=False)}\n}}\n'
 
 
 def to_json(result: AttentionResult, command: str) -> str:
     """A result as attn's JSON output (the whole text at once)."""
     layout, blocks = _layout_of(result, command)
-    return "".join(json_chunks(result, layout, blocks))
+    return "".join(json_chunks(result.prepared, layout, blocks))
 
 
 # ---------------------------------------------------------------- CSV

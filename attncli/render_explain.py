@@ -23,7 +23,7 @@ from . import render_fit as fit
 from . import stages
 from .errors import shown_text
 from .explain import HeadSteps, Walkthrough
-from .modes import Layout
+from .params import WeightLayout
 from .render import format_number, settings_line
 from .render_table import Trimmed
 from .rng import dropout_scale
@@ -101,8 +101,8 @@ def _inputs(drawing: _Drawing) -> None:
 
 def _projections(drawing: _Drawing, h: int) -> None:
     result, fmt = drawing.walk.result, drawing.fmt
-    weights = result.weights
-    if weights is None:
+    projections = result.projections
+    if projections is None:
         drawing.panel(
             "Query, keys and values",
             Text(
@@ -111,27 +111,27 @@ def _projections(drawing: _Drawing, h: int) -> None:
             ),
         )
         return
-    d_in, D = weights.d_in, weights.d_out
-    if weights.file:
-        origin = f"read from {shown_text(weights.file)}"
+    d_in, D = projections.d_in, projections.d_out
+    if projections.file:
+        origin = f"read from {shown_text(projections.file)}"
     else:
         drawn = (
             f"nn.Linear({d_in}, {D})"
-            if weights.layout is Layout.LINEAR
+            if projections.layout is WeightLayout.LINEAR
             else f"torch.rand({d_in}, {D})"
         )
         origin = f"three {drawn} after torch.manual_seed({result.params.seed})"
-    if weights.layout is Layout.LINEAR:
+    if projections.layout is WeightLayout.LINEAR:
         how = f"each stored as nn.Linear's ({D}, {d_in}) weight and applied as X @ W.T"
     else:
         how = f"each ({d_in}, {D}), applied as X @ W"
     tables: list[RenderableType] = []
     for name in ("W_query", "W_key", "W_value"):
-        matrix = getattr(weights, name)
-        written = matrix.T if weights.layout is Layout.LINEAR else matrix
+        matrix = getattr(projections, name)
+        written = matrix.T if projections.layout is WeightLayout.LINEAR else matrix
         tables.append(Text(name, style="bold"))
         tables.append(_plain_table(written, fmt))
-        bias = getattr(weights, "b_" + name[2:])
+        bias = getattr(projections, "b_" + name[2:])
         if bias is not None:
             tables.append(Text(f"b_{name[2:]} = {fmt.vector(bias)}"))
     drawing.panel(
@@ -139,7 +139,7 @@ def _projections(drawing: _Drawing, h: int) -> None:
         Text(f"W_query, W_key, W_value: {origin}; {how} (book 3.4)."),
         *tables,
     )
-    bias_note = " + b" if weights.b_query is not None else ""
+    bias_note = " + b" if projections.b_query is not None else ""
     drawing.panel(
         "Query, keys and values",
         Text(f"query q = x @ W_query{bias_note} = {fmt.vector(result.queries[0])}"),
@@ -257,23 +257,28 @@ def _context(drawing: _Drawing, h: int) -> None:
 
 def _out_proj(drawing: _Drawing, h: int) -> None:
     result, fmt = drawing.walk.result, drawing.fmt
-    weights = result.weights
-    if weights is None or not (drawing.many or weights.W_out is not None):
+    projections = result.projections
+    if projections is None or not (drawing.many or projections.W_out is not None):
         return
     body: list[RenderableType] = []
     if drawing.many:
         body.append(Text(f"The heads side by side: {fmt.vector(result.heads_context[0])}"))
-    if weights.W_out is not None:
-        if weights.layout is Layout.LINEAR:
+    if projections.W_out is not None:
+        if projections.layout is WeightLayout.LINEAR:
             formula = "concat @ out_proj.weight.T"
-            formula += " + out_proj.bias" if weights.b_out is not None else ""
+            formula += " + out_proj.bias" if projections.b_out is not None else ""
             shown_as = "out_proj.weight"
         else:
-            formula = "concat @ W_out" + (" + b_out" if weights.b_out is not None else "")
+            formula = "concat @ W_out" + (" + b_out" if projections.b_out is not None else "")
             shown_as = "W_out"
         body.append(Text(f"out_proj mixes the heads (book 3.6.2): output = {formula}; {shown_as}:"))
         body.append(
-            _plain_table(weights.W_out.T if weights.layout is Layout.LINEAR else weights.W_out, fmt)
+            _plain_table(
+                projections.W_out.T
+                if projections.layout is WeightLayout.LINEAR
+                else projections.W_out,
+                fmt,
+            )
         )
     body.append(Text(f"output = {fmt.vector(result.context_vecs[0])}", style="bold"))
     drawing.panel("Combining the heads" if drawing.many else "Output projection", *body)

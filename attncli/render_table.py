@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .attention import AttentionResult
 from .errors import shown_text
-from .modes import AttentionResult
 from .render import LARGE_NUMBER, View, format_number, hidden_cells, settings_line, view
 from .rng import dropout_scale
 

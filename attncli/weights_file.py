@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from .errors import AttnError
 from .json_input import parse_json
 from .loading import decode_text, describe, read_file
-from .modes import Layout, Projections
+from .params import Projections, WeightLayout
 
 _ROLES = ("query", "key", "value")
 _NAMES = (
@@ -96,7 +96,7 @@ def load_weights(path: str, d_in: int) -> Projections:
     return projections
 
 
-def _read_entries(path: str) -> tuple[dict[str, Any], Layout | None]:
+def _read_entries(path: str) -> tuple[dict[str, Any], WeightLayout | None]:
     data = read_file(path, "a .json or .npz file of weights")
     if path.lower().endswith(".npz") or data[:4] == b"PK\x03\x04":
         entries: dict[str, Any] = {}
@@ -119,7 +119,7 @@ def _read_entries(path: str) -> tuple[dict[str, Any], Layout | None]:
     if layout is None:
         return entries, None
     try:
-        return entries, Layout(layout)
+        return entries, WeightLayout(layout)
     except ValueError:
         raise AttnError(
             f'{path}: "layout" is {describe(layout)}; use "linear" (nn.Linear weights, '
@@ -128,8 +128,8 @@ def _read_entries(path: str) -> tuple[dict[str, Any], Layout | None]:
 
 
 def _module(
-    entries: dict[str, Any], path: str, d_in: int, explicit: Layout | None, prefix: str
-) -> tuple[Projections, Layout]:
+    entries: dict[str, Any], path: str, d_in: int, explicit: WeightLayout | None, prefix: str
+) -> tuple[Projections, WeightLayout]:
     """One attention module's projections from its entries (names without `prefix`)."""
     found: dict[str, NDArray[np.float64]] = {}
     state_dict_names = False
@@ -142,14 +142,14 @@ def _module(
     missing = [f"{prefix}W_{role}" for role in _ROLES if f"W_{role}" not in found]
     if missing:
         raise AttnError(f"{path}: no {', '.join(missing)}; expected {_NAMES}")
-    layout = explicit or (Layout.LINEAR if state_dict_names else None)
+    layout = explicit or (WeightLayout.LINEAR if state_dict_names else None)
     W_query = found["W_query"]
     if W_query.ndim != 2:
         raise AttnError(f"{path}: {prefix}W_query has shape {W_query.shape}; a weight is a matrix")
     if layout is None:
         layout = _layout_by_shape(W_query.shape, d_in, path, prefix)
-    d_out = W_query.shape[0] if layout is Layout.LINEAR else W_query.shape[1]
-    stored_shape = (d_out, d_in) if layout is Layout.LINEAR else (d_in, d_out)
+    d_out = W_query.shape[0] if layout is WeightLayout.LINEAR else W_query.shape[1]
+    stored_shape = (d_out, d_in) if layout is WeightLayout.LINEAR else (d_in, d_out)
     if W_query.shape != stored_shape:
         raise AttnError(
             f"{path}: {prefix}W_query has shape {W_query.shape}, but the inputs have d_in = "
@@ -166,7 +166,7 @@ def _module(
                 f"({layout.value} layout, d_in = {d_in}, d_out = {d_out})"
             )
         is_weight = name.startswith("W_")
-        return array.T if is_weight and layout is Layout.LINEAR else array
+        return array.T if is_weight and layout is WeightLayout.LINEAR else array
 
     weights = {f"W_{r}": applied(f"W_{r}", stored_shape) for r in _ROLES}
     biases = {f"b_{r}": applied(f"b_{r}", (d_out,)) for r in _ROLES}
@@ -208,12 +208,12 @@ def _canonical(key: str) -> str | None:
     return None
 
 
-def _layout_by_shape(shape: tuple[int, ...], d_in: int, path: str, prefix: str) -> Layout:
+def _layout_by_shape(shape: tuple[int, ...], d_in: int, path: str, prefix: str) -> WeightLayout:
     rows, cols = shape
     if rows == d_in and cols != d_in:
-        return Layout.XW
+        return WeightLayout.XW
     if cols == d_in and rows != d_in:
-        return Layout.LINEAR
+        return WeightLayout.LINEAR
     if rows == cols == d_in:
         raise AttnError(
             f"{path}: {prefix}W_query is {rows}x{cols} with d_in = {d_in}, so its layout is "

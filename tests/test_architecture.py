@@ -22,7 +22,7 @@ ALLOWED = {
     "loading": {"numpy"},
     "json_input": {"numpy"},
     "csv_input": {"numpy"},
-    "modes": {"numpy"},
+    "params": {"numpy"},
     "attention": {"numpy"},
     "limits": {"numpy"},
     "weights_file": {"numpy"},

@@ -60,10 +60,10 @@ def test_section_3_3_2_all_scores_weights_and_context_vectors() -> None:
 def test_section_3_4_1_trainable_weights_step_by_step() -> None:
     result = trainable()
     weights = BOOK["weights"]["trainable_seed123_torch_rand"]
-    assert result.weights is not None
-    np.testing.assert_array_equal(result.weights.W_query, weights["W_query"])
-    np.testing.assert_array_equal(result.weights.W_key, weights["W_key"])
-    np.testing.assert_array_equal(result.weights.W_value, weights["W_value"])
+    assert result.projections is not None
+    np.testing.assert_array_equal(result.projections.W_query, weights["W_query"])
+    np.testing.assert_array_equal(result.projections.W_key, weights["W_key"])
+    np.testing.assert_array_equal(result.projections.W_value, weights["W_value"])
     np.testing.assert_allclose(result.queries[JOURNEY], expected("trainable_query_2"), atol=ATOL)
     np.testing.assert_allclose(result.keys, expected("derived_keys"), atol=ATOL)
     np.testing.assert_allclose(result.values, expected("derived_values"), atol=ATOL)

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from attncli import attention, limits
-from attncli.modes import AttentionParams, draw_projections
+from attncli import attention, cli, limits
+from attncli.params import AttentionParams, draw_projections
 
 from .conftest import DATA, SAMPLES, Invoke, run_json
 
@@ -44,7 +44,7 @@ def write_json(path: Path, value: Any) -> str:
 @pytest.fixture
 def memory_8gib(monkeypatch: pytest.MonkeyPatch) -> None:
     """8 GiB free, whatever this machine has; and drawing weights is a failure."""
-    monkeypatch.setattr(attention, "available_memory", lambda: 8 * GiB)
+    monkeypatch.setattr(cli, "available_memory", lambda: 8 * GiB)
 
     def no_drawing(*args: Any) -> Any:
         raise AssertionError("weights were drawn before the size was checked")
@@ -88,7 +88,7 @@ def test_a_long_input_suggests_a_shorter_one(
 def test_without_a_memory_figure_only_impossible_sizes_are_refused(
     attn: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(attention, "available_memory", lambda: None)
+    monkeypatch.setattr(cli, "available_memory", lambda: None)
     result = attn("context", "-m", "causal", "--d-out", str(10**30), terminal=True)
     assert_usage_error(result, 2, "more than any computer holds")
     assert run_json(attn, "context", "-m", "causal", "--d-out", "64")["shape"] == [6, 64]

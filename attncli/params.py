@@ -1,4 +1,5 @@
-"""The attention modules of the book's chapter 3: their settings, weights and results.
+"""The settings of one attention layer, checked, and its trainable weights (drawn as
+the book's modules draw them, or given): what attention.prepare starts from.
 
 - plain (3.3): the inputs are queries, keys and values; no scaling.
 - trainable (3.4): queries = X @ W_query, keys = X @ W_key, values = X @ W_value,
@@ -15,14 +16,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .errors import AttnError
-from .heads import HeadLayout
-from .loading import Embeddings
 from .masks import Mask
 from .rng import TorchGenerator, check_seed, number_text
 
@@ -47,7 +45,7 @@ class DType(str, enum.Enum):
     FLOAT32 = "float32"
 
 
-class Layout(str, enum.Enum):
+class WeightLayout(str, enum.Enum):
     """How a weight matrix is written down (applied, every matrix acts as X @ W)."""
 
     XW = "xw"  # (d_in, d_out), applied as X @ W: the book's torch.rand matrices
@@ -106,7 +104,7 @@ class Projections:
     b_value: NDArray[np.float64] | None = None
     W_out: NDArray[np.float64] | None = None  # (D, D)
     b_out: NDArray[np.float64] | None = None  # (D,)
-    layout: Layout = Layout.XW
+    layout: WeightLayout = WeightLayout.XW
     heads: int | None = None  # fixed by the file (a wrapper's state_dict), else None
     file: str | None = None  # the weights file they came from; None when drawn
 
@@ -132,47 +130,6 @@ class Projections:
             self.b_out,
         )
         return sum(int(a.size) for a in arrays if a is not None)
-
-
-@dataclass(frozen=True)
-class AttentionResult:
-    """Every intermediate of one attention pass, for the query rows asked for.
-
-    `rows` are the positions of the queries computed: every token, the `query_index`,
-    or the rows a table shows; n = len(rows), T tokens, H heads, D = H * head_dim.
-    Masked scores are -inf. `attn_weights` are the weights actually used (after dropout, if any);
-    `softmax_weights` the ones before it.
-    """
-
-    embeddings: Embeddings
-    params: AttentionParams
-    query_index: int | None  # the `--query` row, or None
-    rows: NDArray[np.intp]  # (n,) the positions of the query rows computed
-    layout: HeadLayout
-    mask: Mask
-    scale: float  # scores are multiplied by this before the softmax: 1/sqrt(head_dim)
-    weights: Projections | None  # None in plain mode
-    queries: NDArray[np.floating[Any]]  # (n, D)
-    keys: NDArray[np.floating[Any]]  # (T, D)
-    values: NDArray[np.floating[Any]]  # (T, D)
-    attn_scores: NDArray[np.floating[Any]]  # (H, n, T), unscaled
-    softmax_weights: NDArray[np.floating[Any]]  # (H, n, T)
-    dropout_keep: NDArray[np.bool_] | None  # (H, n, T), None without dropout
-    attn_weights: NDArray[np.floating[Any]]  # (H, n, T)
-    heads_context: NDArray[np.floating[Any]]  # (n, D): the heads' context vectors, side by side
-    context_vecs: NDArray[np.floating[Any]]  # (n, D): after out_proj, when there is one
-
-    @property
-    def tokens(self) -> tuple[str, ...]:
-        return self.embeddings.tokens
-
-    @property
-    def heads(self) -> int:
-        return self.layout.heads
-
-    @property
-    def head_dim(self) -> int:
-        return self.layout.head_dim
 
 
 def check_params(params: AttentionParams, from_file: bool = False) -> None:
@@ -257,7 +214,7 @@ def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, T
         b_value,
         W_out,
         b_out,
-        layout=Layout.LINEAR if linear else Layout.XW,
+        layout=WeightLayout.LINEAR if linear else WeightLayout.XW,
     )
     return projections, gen
 

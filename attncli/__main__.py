@@ -1,6 +1,6 @@
 """`python -m attncli` runs the same app as `attn`."""
 
-from .entry import main
+from .cli.entry import main
 
 if __name__ == "__main__":
     main()

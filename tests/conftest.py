@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from attncli import cli
+from attncli.cli import app as cli
 
 collect_ignore = ["data"]  # the torch recording scripts there need torch, which tests never do
 

@@ -1,4 +1,9 @@
-"""The module map of DESIGN.md holds: data flows one way, and rich/typer stay at the edge."""
+"""The house shows its flow: which module may import which, inside the package and out.
+
+Layers, lowest first. A module imports only modules of its own layer or of lower ones,
+never a higher one (counting imports made inside functions too), and the imports
+among all modules form no cycle. rich and typer stay at the edge.
+"""
 
 from __future__ import annotations
 
@@ -10,64 +15,160 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "attncli"
-# module -> the third-party packages it may import at all
-ALLOWED = {
-    "errors": {"numpy"},
-    "stages": {"numpy"},
-    "masks": {"numpy"},
-    "heads": {"numpy"},
-    "engine": {"numpy"},
-    "options": set(),
-    "rng": {"numpy"},
-    "loading": {"numpy"},
-    "json_input": {"numpy"},
-    "csv_input": {"numpy"},
-    "params": {"numpy"},
-    "attention": {"numpy"},
-    "limits": {"numpy"},
-    "weights_file": {"numpy"},
-    "render": {"numpy", "rich"},
-    "render_explain": {"numpy", "rich"},
-    "render_fit": {"rich"},
-    "render_table": {"numpy", "rich"},
-    "explain": {"numpy"},
-    "cli": {"numpy", "rich"},
-    "output": {"rich"},
-    "typer_app": {"typer"},
+
+LAYERS: list[tuple[str, set[str]]] = [
+    ("foundation", {"errors"}),
+    ("values", {"embeddings", "rng", "masks", "heads", "stages"}),
+    ("settings", {"params"}),
+    ("inputs", {"inputs", "inputs.text", "inputs.json", "inputs.csv", "inputs.numpy"}),
+    ("weights files", {"inputs.weights"}),
+    ("engine", {"engine"}),
+    ("limits", {"limits"}),
+    ("attention", {"attention"}),
+    ("explain", {"explain"}),
+    (
+        "render",
+        {
+            "render",
+            "render.view",
+            "render.data",
+            "render.markdown",
+            "render.table",
+            "render.fit",
+            "render.picture",
+            "render.explain",
+            "render.formats",
+        },
+    ),
+    (
+        "command line",
+        {
+            "cli",
+            "cli.signals",
+            "cli.output",
+            "cli.options",
+            "cli.typer_app",
+            "cli.app",
+            "cli.entry",
+        },
+    ),
+    ("package", {"__init__", "__main__"}),
+]
+LAYER_OF = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}
+
+# The third-party packages each module may import at all (numpy is everyone's).
+THIRD_PARTY: dict[str, set[str]] = {
+    **{module: {"numpy"} for module in LAYER_OF},
+    **{module: {"numpy", "rich"} for module in LAYERS[LAYER_OF["render.view"]][1]},
+    "cli.output": {"rich"},
+    "cli.typer_app": {"typer"},
+    "cli.signals": set(),
+    "cli.entry": set(),
+    "cli.options": set(),
+    "cli": set(),
     "__init__": set(),
     "__main__": set(),
-    "entry": set(),
-    "signals": set(),
 }
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 
 
-def imported_packages(path: Path) -> set[str]:
-    names: set[str] = set()
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def _imports(name: str) -> tuple[set[str], set[str]]:
+    """(modules of the package, third-party packages) that module `name` imports,
+    anywhere in it (inside functions too)."""
+    path = MODULES[name]
+    package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
+    if name == "__init__" or name == "__main__":
+        package = []
+    inside: set[str] = set()
+    outside: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names - STDLIB
+            outside.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                top = (node.module or "").split(".")[0]
+                if top == "attncli":
+                    inside.update(_resolve(node.module.split(".")[1:], node, package))
+                else:
+                    outside.add(top)
+                continue
+            base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+            target = [*base, *(node.module.split(".") if node.module else [])]
+            inside.update(_resolve(target, node, package))
+    return {m for m in inside if m in MODULES and m != name}, outside - STDLIB - {"attncli"}
 
 
-@pytest.mark.parametrize("module", sorted(ALLOWED))
-def test_each_module_imports_only_what_its_layer_may(module: str) -> None:
-    assert imported_packages(PACKAGE / f"{module}.py") <= ALLOWED[module]
+def _resolve(target: list[str], node: ast.ImportFrom, package: list[str]) -> set[str]:
+    """`from TARGET import a, b`: the modules it names (TARGET, or TARGET.a if that is
+    a module of the package)."""
+    base = ".".join(target) if target else "__init__"
+    found = set()
+    for alias in node.names:
+        sub = ".".join([*target, alias.name])
+        found.add(sub if sub in MODULES else base)
+    return found
 
 
 def test_every_module_is_in_the_map() -> None:
-    assert {path.stem for path in PACKAGE.glob("*.py")} == set(ALLOWED)
+    assert set(MODULES) == set(LAYER_OF)
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_OF))
+def test_each_module_imports_only_its_layer_and_below(name: str) -> None:
+    inside, outside = _imports(name)
+    upward = sorted(m for m in inside if LAYER_OF[m] > LAYER_OF[name])
+    assert not upward, f"{name} ({LAYERS[LAYER_OF[name]][0]}) imports {upward} from above"
+    assert outside <= THIRD_PARTY[name], f"{name} imports {outside - THIRD_PARTY[name]}"
+
+
+def test_the_imports_form_no_cycle() -> None:
+    graph = {name: _imports(name)[0] for name in MODULES}
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for imported in sorted(graph[name]):
+            if state.get(imported) == 1:
+                cycle = [*path[path.index(imported) :], imported]
+                raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            if imported not in state:
+                visit(imported, [*path, imported])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
 
 
 def test_json_output_does_not_load_rich() -> None:
     """Tables need rich; JSON and CSV do not, and start faster without it."""
     code = (
-        "import sys, io; from attncli import book_example, compute; from attncli.render import to_json; "
+        "import sys, io; from attncli import book_example, compute; from attncli.render.data import to_json; "
         "to_json(compute(book_example()), 'weights'); print('rich' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_version_loads_neither_numpy_nor_typer() -> None:
+    """`attn --version` answers from the entry alone."""
+    code = (
+        "import sys; from attncli.cli.entry import run_main; run_main(['--version']); "
+        "print(sorted(m for m in ('numpy', 'typer', 'rich') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines()[-1] == "[]"

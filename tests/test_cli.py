@@ -377,7 +377,9 @@ class TestManners:
     def test_every_option_has_help_text(self) -> None:
         import typer.main
 
-        from attncli.typer_app import app
+        from attncli.cli.typer_app import build_app
+
+        app = build_app(lambda parsed: None)
 
         group = typer.main.get_command(app)
         for name, command in group.commands.items():  # type: ignore[attr-defined]

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attncli import AttnError, Embeddings, attention, cli, compute, loading, loads
+from attncli import AttnError, Embeddings, attention, compute, loading, loads
+from attncli.cli import app as cli
 from attncli.loading import InputFormat
 
 from .conftest import DATA, Invoke
@@ -289,7 +290,7 @@ class TestDebug:
         def broken(*args: Any, **kwargs: Any) -> Any:
             raise ZeroDivisionError("division by zero")
 
-        monkeypatch.setattr(cli, "compute", broken)
+        monkeypatch.setattr(attention, "compute", broken)
         result = attn("context", terminal=True)
         assert_one_line_error(
             result,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import typer
 
-from attncli.typer_app import complete_query
+from attncli.cli.typer_app import complete_query
 
 from .conftest import BOOK, SAMPLES, Invoke, expected
 

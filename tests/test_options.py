@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.core import TyperGroup
 
-from attncli import cli, options
-from attncli.typer_app import app
+from attncli.cli import app as cli
+from attncli.cli import options
+from attncli.cli.typer_app import build_app
 
 
 class CapturedError(Exception):
@@ -22,18 +23,16 @@ class CapturedError(Exception):
 def via_typer(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> cli.Request | None:
     """The Request Typer's path builds for argv, or None if Typer refuses it."""
 
-    def capture(request: cli.Request) -> None:
-        raise CapturedError(request)
+    def capture(parsed: options.Parsed) -> None:
+        raise CapturedError(cli.request_from(parsed))
 
-    with monkeypatch.context() as patch:
-        patch.setattr(cli, "execute", capture)
-        command = typer.main.get_command(app)
-        try:  # Typer's own main, without attn's error handling around it
-            TyperGroup.main(command, args=argv, prog_name="attn", standalone_mode=False)
-        except CapturedError as caught:
-            return caught.request
-        except Exception:
-            return None
+    command = typer.main.get_command(build_app(capture))
+    try:  # Typer's own main, without attn's error handling around it
+        TyperGroup.main(command, args=argv, prog_name="attn", standalone_mode=False)
+    except CapturedError as caught:
+        return caught.request
+    except Exception:
+        return None
     return None
 
 
@@ -159,7 +158,7 @@ def test_anything_else_goes_to_typer(argv: list[str]) -> None:
 
 
 def test_every_typer_option_is_in_the_table() -> None:
-    command: Any = typer.main.get_command(app).commands["scores"]  # type: ignore[attr-defined]
+    command: Any = typer.main.get_command(build_app(lambda parsed: None)).commands["scores"]  # type: ignore[attr-defined]
     declared = {decl for flag in options.FLAGS for decl in flag.decls}
     typer_side = set()
     for param in command.params:

@@ -11,8 +11,8 @@ import pytest
 from rich.console import Console
 
 from attncli import AttentionParams, Embeddings, book_example, compute, loads
-from attncli.render import to_csv, to_json
-from attncli.render_table import heat_rgb, to_table, visible_columns
+from attncli.render.data import to_csv, to_json
+from attncli.render.table import heat_rgb, to_table, visible_columns
 
 from .conftest import expected
 

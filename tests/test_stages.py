@@ -124,7 +124,8 @@ def test_one_query_row_equals_that_row_of_the_full_computation(matrix: np.ndarra
 def test_explain_walks_every_stage_in_the_books_order() -> None:
     """A stage is added once, in stages.STAGES: explain's JSON and its panels walk the
     same list, so neither can miss it or show it out of order."""
-    from attncli import explain, render_explain
+    from attncli import explain
+    from attncli.render import explain as render_explain
 
     names = [stage.name for stage in stages.STAGES]
     assert names[0] == "projections"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from attncli import AttentionParams, Embeddings, compute, engine
-from attncli.render import to_csv, to_json
+from attncli.render.data import to_csv, to_json
 
 from .conftest import Invoke
 
@@ -163,7 +163,7 @@ def test_float32_output(attn: Invoke, tokens: tuple[Path, Embeddings], tmp_path:
 
 
 def test_progress_bar_only_for_long_work_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    from attncli import output
+    from attncli.cli import output
 
     monkeypatch.setattr(output, "stderr_is_terminal", lambda: False)
     with output.progress(10**12, "attn context") as progress:
@@ -179,7 +179,7 @@ def test_progress_bar_only_for_long_work_on_a_terminal(monkeypatch: pytest.Monke
 def test_long_work_piped_prints_nothing_but_the_result(
     attn: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from attncli import output
+    from attncli.cli import output
 
     monkeypatch.setattr(output, "PROGRESS_WORK", 1)  # everything counts as long work
     path = tmp_path / "x.json"

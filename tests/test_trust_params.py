@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from attncli import attention, cli, limits
+from attncli import attention, limits
+from attncli.cli import app as cli
 from attncli.params import AttentionParams, draw_projections
 
 from .conftest import DATA, SAMPLES, Invoke, run_json
@@ -466,7 +467,7 @@ def run_in_a_real_process(calls: list[list[str]]) -> list[str]:
     them: printed once to stderr); every stderr line that is not an error message,
     and the exit codes other than 0 and 1."""
     script = (
-        "import sys; from attncli import cli\n"
+        "import sys; from attncli.cli import app as cli\n"
         f"for argv in {calls!r}:\n"
         "    code = cli.run(argv)\n"
         "    print('exit', code, argv, file=sys.stderr) if code not in (0, 1) else None\n"

@@ -18,9 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from attncli import AttentionParams, Embeddings, compute, explain, render_explain
+from attncli import AttentionParams, Embeddings, compute, explain
 from attncli.errors import shown_text
-from attncli.render_table import heat_rgb, heat_style
+from attncli.render import explain as render_explain
+from attncli.render.table import heat_rgb, heat_style
 
 from .conftest import BOOK, SAMPLES, Invoke
 

@@ -20,7 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .render_table import visible_columns
+from .table import visible_columns
 
 TOKEN_WIDTH = (9, 20)  # the token column's narrowest and widest
 

@@ -1,8 +1,10 @@
 """The Typer app: help, shell completion and usage errors, built from options.FLAGS.
 
-cli.run() reads ordinary command lines itself (options.parse) and hands everything else
+app.run() reads ordinary command lines itself (options.parse) and hands everything else
 here: `--help`, `--version`, completion, and calls with a mistake in them, which Typer
-(click) words. The commands call the same cli.execute().
+(click) words. The commands call the `execute` they are given, the one app.run uses.
+click's errors are turned into attn's own (AttnError) here: nothing outside this module
+knows click or Typer.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from . import __version__, cli, output
-from .errors import AttnError
-from .loading import book_example, load
+from .. import __version__
+from ..errors import AttnError, ExitStatus
+from ..loading import book_example, load
+from . import output
 from .options import COMMANDS, EXAMPLES, FLAGS, HELP, INPUT_HELP, Flag, Parsed, real, whole
+
+Execute = Callable[[Parsed], None]
 
 # click's exception base, found through Typer's public BadParameter, so this works
 # with Typer releases that vendor click and with those that depend on it.
@@ -37,44 +42,8 @@ def _without_value_labels(params: list[Any]) -> list[Any]:
 
 
 class AttnGroup(TyperGroup):
-    """Typer's group with attn's error handling (cli.guarded): one line on stderr, a
-    fixed exit code."""
-
     def get_params(self, ctx: Any) -> list[Any]:
         return _without_value_labels(super().get_params(ctx))
-
-    def main(  # type: ignore[override]
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        def invoke() -> int:
-            # help and completion go to stdout: a closed pipe or a full disk there is
-            # handled as for any output of attn
-            if sys.stdout is None and _asks_for_help(args):
-                raise AttnError("cannot write the help: stdout is closed")
-            if _asks_for_help(args):
-                from typer import rich_utils
-
-                if getattr(rich_utils, "MAX_WIDTH", 0) is None:  # TERMINAL_WIDTH unset
-                    rich_utils.MAX_WIDTH = output.help_width()
-            with output.writing_stdout("the help"), output.rich_reports_broken_pipes():
-                status = super(AttnGroup, self).main(
-                    args=args,
-                    prog_name=prog_name or "attn",
-                    complete_var=complete_var,
-                    standalone_mode=False,
-                    **extra,
-                )
-            return int(status) if isinstance(status, int) else 0
-
-        status = cli.guarded(invoke, click_message)
-        if standalone_mode:
-            sys.exit(status)
-        return status
 
 
 class AttnCommand(TyperCommand):
@@ -89,13 +58,8 @@ def _asks_for_help(args: Sequence[str] | None) -> bool:
     return not args or bool({"-h", "--help", "--version"} & set(options))
 
 
-def click_message(exc: Exception) -> str | None:
-    """The one-line message of a click error, None when there is none to give (`attn`
-    alone shows the help instead), or an empty string for an exception not click's."""
-    if not isinstance(exc, ClickException):
-        return ""
-    if type(exc).__name__ == "NoArgsIsHelpError":
-        return None
+def click_message(exc: Exception) -> str:
+    """The one-line message of a click error, with where to read the command's help."""
     message = str(exc.format_message())  # type: ignore[attr-defined]
     # Typer releases that validate with pydantic prefix enum errors with its jargon.
     message = message.replace("Value error, ", "")
@@ -103,41 +67,6 @@ def click_message(exc: Exception) -> str | None:
     if ctx is not None:
         message += f" (see '{ctx.command_path} --help')"
     return message
-
-
-app = typer.Typer(
-    cls=AttnGroup,
-    name="attn",
-    help=(
-        "Self-attention, step by step, on your own vectors: the scores, weights and "
-        "context vectors of chapter 3 of Build a Large Language Model (From Scratch), "
-        "in pure numpy. With no INPUT (and nothing piped in) it uses the book's six tokens."
-    ),
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-)
-
-
-def _show_version(value: bool) -> None:
-    if value:
-        output.write_version(__version__)
-        raise typer.Exit()
-
-
-@app.callback()
-def _main_options(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=_show_version,
-            is_eager=True,
-            help="Print attn's version and exit.",
-        ),
-    ] = False,
-) -> None:
-    """Self-attention, step by step, on your own vectors."""
 
 
 def _checked(convert: Callable[[Any], Any], what: str) -> Callable[[Any], Any]:
@@ -216,7 +145,7 @@ def _annotation(flag: Flag) -> Any:
     return Annotated[python_type, typer.Option(*flag.decls, **options)]
 
 
-def _command(name: str) -> Callable[..., None]:
+def _command(name: str, execute: Execute) -> Callable[..., None]:
     """A Typer command whose parameters are the flags of options.FLAGS."""
 
     def run(ctx: typer.Context, **values: Any) -> None:
@@ -227,7 +156,7 @@ def _command(name: str) -> Callable[..., None]:
             and (source := ctx.get_parameter_source(key)) is not None
             and source.name != "DEFAULT"
         )
-        cli.execute(cli.request_from(Parsed(name, values, explicit)))
+        execute(Parsed(name, values, explicit))
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [
@@ -254,16 +183,72 @@ def _command(name: str) -> Callable[..., None]:
     return run
 
 
-for _name in COMMANDS:
-    _epilog = "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in EXAMPLES[_name])
-    app.command(_name, cls=AttnCommand, help=HELP[_name], epilog=_epilog)(_command(_name))
+def _show_version(value: bool) -> None:
+    if value:
+        output.write_version(__version__)
+        raise typer.Exit()
 
 
-def run_typer(argv: Sequence[str]) -> int:
-    """Run the Typer app on `argv`; the exit status."""
-    command = typer.main.get_command(app)
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print attn's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Self-attention, step by step, on your own vectors."""
+
+
+def build_app(execute: Execute) -> typer.Typer:
+    """The Typer app whose commands call `execute` with what they parsed."""
+    app = typer.Typer(
+        cls=AttnGroup,
+        name="attn",
+        help=(
+            "Self-attention, step by step, on your own vectors: the scores, weights and "
+            "context vectors of chapter 3 of Build a Large Language Model (From Scratch), "
+            "in pure numpy. With no INPUT (and nothing piped in) it uses the book's six tokens."
+        ),
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(_main_options)
+    for name in COMMANDS:
+        epilog = "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in EXAMPLES[name])
+        app.command(name, cls=AttnCommand, help=HELP[name], epilog=epilog)(_command(name, execute))
+    return app
+
+
+def run_typer(argv: Sequence[str], execute: Execute) -> int:
+    """Run the Typer app on `argv`, its commands calling `execute`; the exit status.
+    click's errors come out as AttnError (its usage errors exit 2), help and completion
+    go to stdout with the care of any output of attn."""
+    args = list(argv)
+    if _asks_for_help(args):
+        if sys.stdout is None:
+            raise AttnError("cannot write the help: stdout is closed")
+        from typer import rich_utils
+
+        if getattr(rich_utils, "MAX_WIDTH", 0) is None:  # TERMINAL_WIDTH unset
+            rich_utils.MAX_WIDTH = output.help_width()
+    command = typer.main.get_command(build_app(execute))
     try:
-        status = command.main(args=list(argv), prog_name="attn", standalone_mode=False)
+        with output.writing_stdout("the help"), output.rich_reports_broken_pipes():
+            status = command.main(args=args, prog_name="attn", standalone_mode=False)
     except SystemExit as done:  # shell completion answers and exits
         return int(done.code or 0) if isinstance(done.code, int) else 0
+    except ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `attn` alone: the help was shown
+            return ExitStatus.BAD_USAGE
+        status = int(getattr(exc, "exit_code", ExitStatus.BAD_USAGE))
+        raise AttnError(click_message(exc), ExitStatus(status)) from None
+    except Exception as exc:
+        if type(exc).__name__ == "Abort":  # click's word for an interrupted prompt
+            raise KeyboardInterrupt from None
+        raise
     return int(status) if isinstance(status, int) else 0

@@ -19,14 +19,14 @@ from numpy.typing import NDArray
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from . import render_fit as fit
-from . import stages
-from .errors import shown_text
-from .explain import HeadSteps, Walkthrough
-from .params import WeightLayout
-from .render import format_number, settings_line
-from .render_table import Trimmed
-from .rng import dropout_scale
+from .. import stages
+from ..errors import shown_text
+from ..explain import HeadSteps, Walkthrough
+from ..params import WeightLayout
+from ..rng import dropout_scale
+from . import fit
+from .table import Trimmed
+from .view import format_number, settings_line
 
 MAX_ROWS = 12  # tokens listed in full; more are elided in the middle
 MAX_DIMS = 8  # vector entries shown in full

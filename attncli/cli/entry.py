@@ -15,7 +15,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from . import __version__, signals
+from .. import __version__
+from . import signals
 
 
 def main() -> None:
@@ -32,11 +33,11 @@ def run_main(argv: Sequence[str]) -> int:
     version = list(argv) == ["--version"]
     try:
         with signals.held():  # numpy turns an interrupted import into an ImportError
+            from ..errors import AttnError, ExitStatus
             from . import output
-            from .errors import AttnError, ExitStatus
 
             if not version:
-                from .cli import run
+                from .app import run
         if version:
             try:
                 output.write_version(__version__)
@@ -59,8 +60,8 @@ def run_main(argv: Sequence[str]) -> int:
 def _flush_stdout(status: int) -> int:
     """Flush stdout now, while an error can still be reported; afterwards the
     interpreter's own flush at exit finds nothing left to write."""
+    from ..errors import AttnError
     from . import output
-    from .errors import AttnError
 
     if sys.stdout is None:
         return status
@@ -73,7 +74,7 @@ def _flush_stdout(status: int) -> int:
 
 
 def _report(message: str, status: int) -> int:
-    from .errors import shown_text
+    from ..errors import shown_text
 
     if sys.stderr is not None:
         try:

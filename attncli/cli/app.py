@@ -15,37 +15,22 @@ import os
 import stat
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from . import __version__, output, signals
-from .attention import AttentionResult, Prepared, check_file_heads, compute, prepare
-from .errors import AttnError, ExitStatus, shown_text
-from .loading import Embeddings, InputFormat, book_example, load, loads
-from .options import OutputFormat, Parsed, parse
-from .params import AttentionParams, DType, Init, Mode
+from .. import __version__
+from ..attention import check_file_heads
+from ..errors import AttnError, ExitStatus, shown_text
+from ..loading import Embeddings, InputFormat, book_example, load, loads
+from ..params import AttentionParams, DType, Init, Mode
+from ..render import formats
+from ..render.formats import OutputFormat
+from . import output, signals
+from .options import Parsed, parse
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
-
-_FORMAT_BY_EXTENSION = {
-    ".json": OutputFormat.JSON,
-    ".csv": OutputFormat.CSV,
-    ".txt": OutputFormat.TABLE,
-    ".npy": OutputFormat.NPY,
-    ".md": OutputFormat.MARKDOWN,
-    ".markdown": OutputFormat.MARKDOWN,
-    ".svg": OutputFormat.SVG,
-    ".html": OutputFormat.HTML,
-    ".htm": OutputFormat.HTML,
-}
-# Formats drawn by rich (the table, or explain's panels) and formats rounded to --precision.
-_DRAWN = (OutputFormat.TABLE, OutputFormat.SVG, OutputFormat.HTML)
-_ROUNDED = (*_DRAWN, OutputFormat.MARKDOWN)
-TABLE_MAX_ROWS = 40  # longer tables show their first and last rows
+    pass
 
 
 @dataclass(frozen=True)
@@ -67,7 +52,6 @@ class Request:
 
 def request_from(parsed: Parsed) -> Request:
     values = parsed.values
-    _set_debug(bool(values["debug"]))
     params = AttentionParams(
         mode=Mode(values["mode"]),
         d_out=values["d_out"],
@@ -102,58 +86,48 @@ def request_from(parsed: Parsed) -> Request:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run attn on `argv` (sys.argv[1:] by default); the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = _debugging(argv)
     parsed = None if "_ATTN_COMPLETE" in os.environ else parse(argv)
     if parsed is None:  # help, completion, a mistake: Typer's words
-        with signals.held():  # Typer brings compiled extensions (pydantic) with it
-            from .typer_app import run_typer
 
-        return run_typer(argv)
-    return guarded(lambda: execute(request_from(parsed)))
+        def run_typer() -> int:
+            with signals.held():  # Typer brings compiled extensions (pydantic) with it
+                from .typer_app import run_typer
 
+            return run_typer(argv, lambda typed: execute(request_from(typed)))
 
-_debug = False  # --debug or ATTN_DEBUG=1: tracebacks with the error messages
-
-
-def _set_debug(value: bool) -> None:
-    global _debug
-    _debug = _debug or value
+        return guarded(run_typer, debug)
+    return guarded(lambda: execute(request_from(parsed)), debug)
 
 
-def guarded(
-    action: Callable[[], int | None],
-    click_message: Callable[[Exception], str | None] | None = None,
-) -> int:
-    """Run `action`; turn whatever goes wrong into one line on stderr and an exit code.
+def _debugging(argv: Sequence[str]) -> bool:
+    """--debug on the command line, or ATTN_DEBUG=1 (true, yes, on) in the environment."""
+    options = argv[: list(argv).index("--")] if "--" in argv else argv
+    on = os.environ.get("ATTN_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    return on or "--debug" in options
 
-    `click_message` words click's usage errors (from the Typer path)."""
-    global _debug
-    _debug = os.environ.get("ATTN_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+def guarded(action: Callable[[], int | None], debug: bool = False) -> int:
+    """Run `action`; turn whatever goes wrong into one line on stderr and an exit code
+    (with the traceback too when `debug`)."""
     try:
         return action() or 0
     except AttnError as exc:
-        _traceback_if_debugging()
+        _traceback_if(debug)
         return _fail(exc.message, exc.status)
     except output.ClosedPipeError:
         return ExitStatus.CLOSED_PIPE
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
     except MemoryError:
-        _traceback_if_debugging()
+        _traceback_if(debug)
         return _fail(
             "out of memory; ask for less: --query TOKEN for one row, or attn context "
             "instead of the full scores or weights, or a shorter input",
             ExitStatus.BAD_DATA,
         )
     except Exception as exc:
-        message = click_message(exc) if click_message is not None else ""
-        status = int(getattr(exc, "exit_code", ExitStatus.BAD_USAGE))
-        if message is None:  # `attn` alone: the help was shown
-            return status
-        if message:
-            return _fail(message, status)
-        if type(exc).__name__ == "Abort":  # click's word for an interrupted prompt
-            return ExitStatus.INTERRUPTED
-        _traceback_if_debugging()  # a bug in attn, not bad input: say so, briefly
+        _traceback_if(debug)  # a bug in attn, not bad input: say so, briefly
         return _fail(
             f"internal error ({type(exc).__name__}: {exc}); this is a bug in attn "
             f"{__version__}: please report it with the output of the same command run "
@@ -162,8 +136,8 @@ def guarded(
         )
 
 
-def _traceback_if_debugging() -> None:
-    if _debug:
+def _traceback_if(debug: bool) -> None:
+    if debug:
         traceback.print_exc()
 
 
@@ -213,128 +187,77 @@ def execute(request: Request) -> None:
         request.output is not None and output.output_target(request.output).kind == "stdout"
     ):  # -o - and -o /dev/stdout are stdout, with its defaults
         request = dataclasses.replace(request, output=None)
-    output_format = _output_format(request)
-    _check_flags(request, output_format)
+    spec = formats.FORMATS[_output_format(request)]
+    _check_flags(request, spec)
     embeddings = _read_input(request)
     query = embeddings.resolve_query(request.query) if request.query is not None else None
     if request.command == "explain" and query is None:
         query = min(1, len(embeddings.tokens) - 1)  # the book's query, x^(2)
-    memory = available_memory()
     projections = None
     if request.weights is not None:
-        from .weights_file import load_weights
+        from ..weights_file import load_weights
 
         projections = load_weights(request.weights, embeddings.d_in)
         check_file_heads(projections, request.params.heads, "heads" in request.explicit)
-
-    if output_format in _DRAWN:
-        rows = _table_rows(len(embeddings.tokens), query)
-        result = compute(embeddings, request.params, query, projections, rows, memory)
-        _write_drawn(request, result, output_format)
+    job = formats.Job(
+        command=request.command,
+        embeddings=embeddings,
+        params=request.params,
+        query=query,
+        projections=projections,
+        memory=available_memory(),
+        precision=request.precision,
+        color=request.color is not False,
+    )
+    if spec.write is None:  # the table: drawn on a console
+        _print_table(request, job)
         return
-    if output_format is OutputFormat.MARKDOWN:
-        from . import render
-
-        result = compute(embeddings, request.params, query, projections, memory=memory)
+    with output.progress(job.work if spec.streamed else 0, f"attn {request.command}") as bar:
+        job.progress = bar
+        chunks = spec.write(job)  # computed here: any error comes before the first byte
+        if request.output is not None and spec.streamed:
+            output.check_disk(request.output, _output_size(job, spec), request.command)
         with output.sink(request.output) as write:
-            write(render.to_markdown(result, request.command, request.precision))
-        return
-    if request.command == "explain":
-        from . import explain
-
-        result = compute(embeddings, request.params, query, projections, memory=memory)
-        with output.sink(request.output) as write:
-            write(explain.to_json(explain.walkthrough(result)))
-        return
-    prepared = prepare(embeddings, request.params, projections, memory)
-    _stream(request, output_format, prepared, query)
-
-
-def _table_rows(n_tokens: int, query: int | None) -> np.ndarray[Any, np.dtype[np.intp]] | None:
-    """The rows a table shows: all, or the first and last ones of a long input."""
-    if query is not None or n_tokens <= TABLE_MAX_ROWS:
-        return None
-    half = TABLE_MAX_ROWS // 2
-    return np.concatenate([np.arange(half), np.arange(n_tokens - half, n_tokens)])
-
-
-def _stream(
-    request: Request, output_format: OutputFormat, prepared: Prepared, query: int | None
-) -> None:
-    """JSON, CSV or .npy, written block by block: memory stays bounded however long
-    the input, and so does the output's own text."""
-    from . import attention, render
-
-    command = request.command
-    n_tokens = prepared.n_tokens
-    n_rows = 1 if query is not None else n_tokens
-    heads = prepared.heads if command in ("scores", "weights") else 1
-    tokens = prepared.embeddings.tokens
-    binary = output_format is OutputFormat.NPY
-    dtype = np.dtype(request.params.dtype.value)
-    with output.progress(prepared.heads * n_rows * n_tokens, f"attn {command}") as progress:
-        if command in ("scores", "weights"):
-            blocks: Iterable[Any] = attention.iter_rows(prepared, command, query, progress)
-            columns = tokens
-        else:
-            if command == "context":
-                matrix = attention.context(prepared, query, progress=progress)
-            else:
-                source = {
-                    "queries": prepared.queries,
-                    "keys": prepared.keys,
-                    "values": prepared.values,
-                }
-                matrix = source[command][[query] if query is not None else slice(None)]
-            blocks = [matrix]
-            columns = tuple(f"d{k + 1}" for k in range(matrix.shape[1]))
-        layout = render.Layout(
-            command=command,
-            heads=heads,
-            rows=(tokens[query],) if query is not None else tokens,
-            columns=columns,
-            query=query,
-        )
-        if request.output is not None:
-            per_value = dtype.itemsize if binary else _TEXT_BYTES
-            output.check_disk(request.output, heads * n_rows * len(columns) * per_value, command)
-        with output.sink(request.output) as write:
-            if output_format is OutputFormat.JSON:
-                chunks: Iterable[str | bytes] = render.json_chunks(prepared, layout, blocks)
-            elif output_format is OutputFormat.CSV:
-                chunks = render.csv_chunks(layout, blocks)
-            else:
-                chunks = render.npy_chunks(layout, blocks, dtype)
             for chunk in chunks:
                 write(chunk)
 
 
-_TEXT_BYTES = 20  # a number in JSON or CSV: its digits and a separator
+def _output_size(job: formats.Job, spec: formats.FormatSpec) -> int:
+    """About how many bytes a streamed output writes."""
+    prepared = job.prepared()
+    n_rows = 1 if job.query is not None else prepared.n_tokens
+    if job.command in ("scores", "weights"):
+        count = prepared.heads * n_rows * prepared.n_tokens
+    else:
+        count = n_rows * prepared.layout.width
+    per_value = prepared.keys.dtype.itemsize if spec.binary else formats.TEXT_BYTES_PER_VALUE
+    return count * per_value
 
 
 def _output_format(request: Request) -> OutputFormat:
     if request.format is not None:
         return request.format
     if request.output is not None:
-        extension = os.path.splitext(request.output)[1].lower()
-        if extension not in _FORMAT_BY_EXTENSION and output.output_target(request.output).kind in (
-            "device",
-            "descriptor",
-        ):
+        by_extension = formats.by_extension(request.output)
+        if by_extension is not None:
+            return by_extension
+        if output.output_target(request.output).kind in ("device", "descriptor"):
             return OutputFormat.JSON  # /dev/null, a named pipe, >(cmd): as into a pipe
-        if extension not in _FORMAT_BY_EXTENSION:
-            raise AttnError.usage(
-                f"cannot tell the format of -o {request.output} from its extension; add -f "
-                "json, csv, npy, markdown, svg, html or table (or name it .json, .csv, .npy, "
-                ".md, .svg, .html or .txt)"
-            )
-        return _FORMAT_BY_EXTENSION[extension]
+        raise AttnError.usage(
+            f"cannot tell the format of -o {request.output} from its extension; add -f "
+            f"{_either(formats.names())} (or name it {_either(formats.extensions())})"
+        )
     return OutputFormat.TABLE if stdout_is_terminal() else OutputFormat.JSON
 
 
-def _check_flags(request: Request, output_format: OutputFormat) -> None:
+def _either(words: Sequence[str]) -> str:
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
+
+
+def _check_flags(request: Request, spec: formats.FormatSpec) -> None:
     """A flag that would change nothing is a mistake worth telling the user about."""
     params = request.params
+    output_format = spec.name
     given = request.explicit
     if not params.projected:
         for name in _WEIGHT_FLAGS:
@@ -385,33 +308,41 @@ def _check_flags(request: Request, output_format: OutputFormat) -> None:
             f"--dropout has no effect on `attn {request.command}` (dropout acts on the "
             "weights after the softmax); use attn weights or attn context, or drop --dropout"
         )
-    if request.command == "explain" and output_format not in (*_DRAWN, OutputFormat.JSON):
+    if request.command == "explain" and not spec.explains:
+        drawn = _either(formats.names(lambda f: f.explains and f.drawn))
+        written = _either(formats.names(lambda f: f.explains and not f.drawn))
         raise AttnError.usage(
-            f"attn explain writes panels (-f table, svg or html) or one JSON object "
-            f"(-f json), not {output_format.value}; for numbers use attn scores, weights or "
-            "context"
+            f"attn explain writes panels (-f {drawn}) or one JSON object (-f {written}), "
+            f"not {output_format.value}; for numbers use attn scores, weights or context"
         )
-    if "color" in given and output_format not in _DRAWN:
+    if "color" in given and not spec.coloured:
         flag = "--color" if request.color else "--no-color"
+        coloured = _either(
+            [
+                name.upper() if name != "table" else "tables"
+                for name in formats.names(lambda f: f.coloured)
+            ]
+        )
         raise AttnError.usage(
-            f"{flag} has no effect on {output_format.value} output (only tables, SVG and HTML "
+            f"{flag} has no effect on {output_format.value} output (only {coloured} "
             f"have colours); drop {flag}"
         )
-    if output_format is OutputFormat.NPY and request.output is None and stdout_is_terminal():
+    if spec.binary and request.output is None and stdout_is_terminal():
         raise AttnError.usage(
-            "-f npy is binary and stdout is a terminal; write it to a file with -o out.npy, "
-            "or pipe it on"
+            f"-f {output_format.value} is binary and stdout is a terminal; write it to a file "
+            f"with -o out{spec.extensions[0]}, or pipe it on"
         )
     if not 0 <= request.precision <= 15:
         raise AttnError.usage(
             f"--precision {request.precision} is out of range; tables show 0 to 15 decimals"
         )
-    if "precision" in request.explicit and output_format not in _ROUNDED:
+    if "precision" in request.explicit and not spec.rounded:
         why = "" if request.format or request.output else " (stdout is not a terminal)"
+        rounded = formats.names(lambda f: f.rounded)
         raise AttnError.usage(
             f"--precision only rounds tables, and the output is {output_format.value}{why}, "
-            "which keeps full precision; add -f table (or markdown, svg, html), or drop "
-            "--precision"
+            f"which keeps full precision; add -f {rounded[0]} (or {', '.join(rounded[1:])}), "
+            "or drop --precision"
         )
     if request.input is None and "input_format" in request.explicit and not stdin_is_piped():
         raise AttnError.usage(
@@ -473,23 +404,11 @@ def _read_input(request: Request) -> Embeddings:
 # ---------------------------------------------------------------- writing
 
 
-def _write_drawn(request: Request, result: AttentionResult, output_format: OutputFormat) -> None:
-    """A table (or explain's panels): on the terminal, into a text file, or recorded as
-    an SVG picture or an HTML page."""
-    if output_format is not OutputFormat.TABLE:
-        from . import render_table
-
-        renderable = _renderable(request, result, render_table.PICTURE_WIDTH)
-        title = f"attn {request.command}"
-        picture = render_table.export_picture(
-            renderable, output_format.value, title, color=request.color is not False
-        )
-        with output.sink(request.output) as write:
-            write(picture)
-        return
+def _print_table(request: Request, job: formats.Job) -> None:
+    """The heat-map table (or explain's panels): on the terminal, or into a text file."""
     buffer = io.StringIO() if request.output is not None else None
     console = output.console(request.color, buffer)
-    renderable = _renderable(request, result, console.width)
+    renderable = formats.draw(job, console.width)
     if buffer is None:
         if sys.stdout is None:
             raise AttnError(
@@ -501,13 +420,3 @@ def _write_drawn(request: Request, result: AttentionResult, output_format: Outpu
     console.print(renderable)
     with output.sink(request.output) as write:
         write(buffer.getvalue())
-
-
-def _renderable(request: Request, result: AttentionResult, width: int) -> RenderableType:
-    if request.command == "explain":
-        from . import explain, render_explain
-
-        return render_explain.render(explain.walkthrough(result), request.precision)
-    from . import render_table
-
-    return render_table.to_table(result, request.command, request.precision, width)

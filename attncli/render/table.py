@@ -1,4 +1,4 @@
-"""The heat-map tables of rich, and SVG or HTML pictures of them. Returns; never prints.
+"""The heat-map tables of rich. Returns renderables; never prints.
 
 rich is imported only when a table is drawn, so JSON and CSV output start faster.
 User text (tokens, file names) goes to rich as escaped Text (errors.shown_text), never
@@ -8,25 +8,23 @@ as markup.
 from __future__ import annotations
 
 import functools
-import io
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .attention import AttentionResult
-from .errors import shown_text
-from .render import LARGE_NUMBER, View, format_number, hidden_cells, settings_line, view
-from .rng import dropout_scale
+from ..errors import shown_text
+from ..rng import dropout_scale
+from .view import LARGE_NUMBER, View, format_number, hidden_cells, settings_line, view
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
     from rich.measure import Measurement
     from rich.segment import Segment
     from rich.style import Style
-    from rich.terminal_theme import TerminalTheme
+
+    from ..attention import AttentionResult
 
 RGB = tuple[int, int, int]
 
@@ -92,7 +90,7 @@ def heat_fraction(shown: View) -> NDArray[np.floating[Any]]:
     a row of T weights averages 1/T and would otherwise be one dark colour. Scores and
     vectors use their own range. Masked (-inf) entries come out as NaN: no colour.
     """
-    values = shown.values
+    values = shown.matrices
     if shown.kind == "weights":
         rooted: NDArray[np.floating[Any]] = np.sqrt(np.clip(values, 0.0, 1.0))
         return rooted
@@ -168,18 +166,18 @@ def to_table(
     from rich.text import Text
 
     shown = view(result, command)
-    heads, _, n_cols = shown.values.shape
+    heads, _, n_cols = shown.matrices.shape
     row_labels = [shown_text(label) for label in shown.row_labels]
     col_labels = [shown_text(label) for label in shown.col_labels]
     label_width = min(max(cell_len(label) for label in row_labels), _MAX_LABEL)
     headers = np.array([min(cell_len(label), _MAX_HEADER) for label in col_labels])
-    col_widths = np.maximum(headers, _number_widths(shown.values, precision)).tolist()
+    col_widths = np.maximum(headers, _number_widths(shown.matrices, precision)).tolist()
     columns = visible_columns(col_widths, width - label_width - 4)
     hidden = n_cols - sum(1 for c in columns if c is not None)
     # only the cells on screen are formatted: a long input has many columns
     cells = {
         c: [
-            [format_number(v, precision) for v in shown.values[h, :, c].tolist()]
+            [format_number(v, precision) for v in shown.matrices[h, :, c].tolist()]
             for h in range(heads)
         ]
         for c in columns
@@ -241,7 +239,7 @@ def _head_table(
     from rich.text import Text
 
     row_labels, col_labels = labels
-    values = shown.values[head]  # (n, m)
+    values = shown.matrices[head]  # (n, m)
     n_rows = values.shape[0]
     fractions = heat_fraction(shown)[head]
     masked = hidden_cells(result, shown)  # (n, m)
@@ -292,73 +290,6 @@ def _head_table(
     return table
 
 
-# The widest a picture of a table gets, in columns of text: 640 holds 40 columns (as many
-# as the 40 rows a table shows) of 12 characters (a long token's header is cut there;
-# numbers at 4 decimals are narrower) beside a 20-character row label. A wider matrix
-# loses its middle columns, and the caption says how many. Narrower tables make
-# narrower pictures; an explain walkthrough keeps to render_explain.READING_WIDTH.
-PICTURE_WIDTH = 640
-
-
-def export_picture(renderable: RenderableType, kind: str, title: str, color: bool = True) -> str:
-    """A rich renderable as the terminal would show it, as an SVG picture or a
-    standalone HTML page, as wide as it needs (at most PICTURE_WIDTH columns).
-
-    Both work offline (no web font, no script) and use picture_theme(), whose text,
-    dim text included, reads at 4.5:1 or better on its background."""
-    from rich.console import Console
-    from rich.measure import Measurement
-
-    probe = Console(width=PICTURE_WIDTH, file=io.StringIO())
-    needed = Measurement.get(probe, probe.options, renderable).maximum
-    console = Console(
-        width=max(20, min(PICTURE_WIDTH, needed)),
-        file=io.StringIO(),
-        record=True,
-        force_terminal=True,
-        color_system="truecolor",
-        highlight=False,
-    )
-    console.print(renderable if color else _Colourless(renderable))
-    theme = picture_theme()
-    if kind == "svg":
-        return console.export_svg(title=title, theme=theme, code_format=_offline_svg_format())
-    return console.export_html(theme=theme, inline_styles=True)
-
-
-# A dark page: its text reads at 15.6:1, and dim text (captions, masked cells), which rich
-# blends 40% (SVG) or 50% (HTML) towards the background, at 6.2:1 and 4.8:1.
-PICTURE_BACKGROUND: RGB = (24, 24, 24)
-PICTURE_FOREGROUND: RGB = (240, 240, 240)
-
-
-def picture_theme() -> TerminalTheme:
-    """The colours of SVG and HTML pictures (the heat map's own are exact RGB)."""
-    from rich.terminal_theme import SVG_EXPORT_THEME, TerminalTheme
-
-    palette = [SVG_EXPORT_THEME.ansi_colors[i] for i in range(16)]
-    return TerminalTheme(
-        PICTURE_BACKGROUND,
-        PICTURE_FOREGROUND,
-        [(c.red, c.green, c.blue) for c in palette[:8]],
-        [(c.red, c.green, c.blue) for c in palette[8:]],
-    )
-
-
-def _offline_svg_format() -> str:
-    """rich's SVG template without what a viewer would fetch: its @font-face rules load
-    Fira Code from a CDN. A locally installed Fira Code is still used, else the system's
-    monospace font (each text's width is fixed, so the grid holds)."""
-    from rich._export_format import CONSOLE_SVG_FORMAT
-
-    template = re.sub(r"\s*@font-face \{\{.*?\}\}", "", CONSOLE_SVG_FORMAT, flags=re.DOTALL)
-    template = re.sub(r"\s*<!--.*?-->", "", template, flags=re.DOTALL)  # rich's web address
-    return template.replace(
-        "font-family: Fira Code, monospace",
-        "font-family: 'Fira Code', 'DejaVu Sans Mono', Menlo, Consolas, monospace",
-    )
-
-
 class Trimmed:
     """A renderable whose lines end without spaces: a table's padding, or the space
     where rich wrapped a line, would otherwise trail every line sent to a pipe or a file.
@@ -400,16 +331,3 @@ def _without_trailing_space(line: list[Segment]) -> list[Segment]:
             break
         line.pop()
     return line
-
-
-class _Colourless:
-    """A renderable drawn without colour (bold, dim and italics stay): a recorded
-    console keeps the colours of what it prints even with no_color set."""
-
-    def __init__(self, renderable: RenderableType) -> None:
-        self.renderable = renderable
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        from rich.segment import Segment
-
-        yield from Segment.remove_color(console.render(self.renderable, options))

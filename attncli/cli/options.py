@@ -15,19 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .loading import InputFormat
-from .params import DType, Init, Mode
-
-
-class OutputFormat(str, enum.Enum):
-    TABLE = "table"
-    JSON = "json"
-    CSV = "csv"
-    NPY = "npy"
-    MARKDOWN = "markdown"
-    SVG = "svg"
-    HTML = "html"
-
+from ..loading import InputFormat
+from ..params import DType, Init, Mode
+from ..render import formats
+from ..render.formats import OutputFormat
 
 COMMANDS = ("scores", "weights", "context", "queries", "keys", "values", "explain")
 
@@ -266,8 +257,9 @@ FLAGS: tuple[Flag, ...] = (
         "choice",
         None,
         "Output format. Default: table on a terminal, JSON when piped; with -o, from the "
-        "file's extension (.json .csv .npy .md .svg .html .txt). svg and html: the coloured "
-        "table as a picture or page; markdown: a table to paste into a post.",
+        f"file's extension ({' '.join(formats.extensions())}). "
+        + "; ".join(f"{spec.name.value}: {spec.description}" for spec in formats.FORMATS.values())
+        + ".",
         OUTPUT_PANEL,
         choices=OutputFormat,
         show_default=False,

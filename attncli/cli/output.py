@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Literal
 
+from ..errors import AttnError, size_text
 from . import signals
-from .errors import AttnError, size_text
 
 if TYPE_CHECKING:
     from rich.console import Console

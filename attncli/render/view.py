@@ -1,0 +1,145 @@
+"""What a command shows (a View: its kind, labels, shape and, computed whole, its
+matrices), the cells a mask or dropout took, numbers as tables write them, and the
+settings line under every table. Every output format starts from here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import shown_text
+
+if TYPE_CHECKING:
+    from ..attention import AttentionResult
+
+# What each command shows, named after the book's tensors.
+COMMANDS = ("scores", "weights", "context", "queries", "keys", "values")
+Kind = Literal["scores", "weights", "vectors"]
+
+
+@dataclass(frozen=True)
+class View:
+    """What one command shows: one matrix per head (one in all for vectors), its row and
+    column labels, and, when it was computed whole, the matrices themselves. Tables,
+    Markdown and pictures draw the matrices; JSON, CSV and .npy stream the same rows in
+    blocks and need only the labels and the shape."""
+
+    command: str
+    kind: Kind
+    heads: int  # several only for scores and weights
+    row_labels: tuple[str, ...]  # n tokens
+    col_labels: tuple[str, ...]  # m tokens, or d1..dk for vectors
+    query_index: int | None  # the --query row, or None
+    values: NDArray[np.floating[Any]] | None = None  # (H, n, m); -inf where masked
+
+    @property
+    def matrices(self) -> NDArray[np.floating[Any]]:
+        """(H, n, m): the values of a View computed whole."""
+        assert self.values is not None, "a streamed View has no matrices"
+        return self.values
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the output's `values`: no head axis for one head, no row axis
+        for one --query row."""
+        shape: tuple[int, ...] = (self.heads, len(self.row_labels), len(self.col_labels))
+        if self.heads == 1:
+            shape = shape[1:]
+        if self.query_index is not None:
+            shape = (*shape[:-2], shape[-1])
+        return shape
+
+
+def view(result: AttentionResult, command: str) -> View:
+    """Pick what `command` shows from a result (one row when --query was given)."""
+    rows = result.rows
+    tokens = result.tokens
+    row_labels = tuple(tokens[i] for i in rows)
+    query = result.query_index
+    if command in ("scores", "weights"):
+        matrix = result.attn_scores if command == "scores" else result.attn_weights
+        kind: Kind = "scores" if command == "scores" else "weights"
+        return View(command, kind, result.heads, row_labels, tokens, query, matrix)
+    vectors = {
+        "context": result.context_vecs,
+        "queries": result.queries,
+        "keys": result.keys[rows],
+        "values": result.values[rows],
+    }[command]
+    dims = vector_labels(vectors.shape[1])
+    return View(
+        command, "vectors", 1, row_labels, dims, query, vectors[np.newaxis]
+    )  # (n, d) -> (1, n, d)
+
+
+def vector_labels(width: int) -> tuple[str, ...]:
+    """The columns of a vector: d1, d2, ..."""
+    return tuple(f"d{k + 1}" for k in range(width))
+
+
+# From this size on, numbers are shown as 1.2346e+38: fixed decimals would print dozens
+# of digits that float64 does not even hold.
+LARGE_NUMBER = 1e15
+
+
+def format_number(value: float, precision: int) -> str:
+    """A number at `precision` decimals as tables show it (-inf stays; no -0.00; huge
+    numbers in scientific notation).
+
+    >>> format_number(-0.00001, 4), format_number(2.5e38, 4)
+    ('0.0000', '2.5000e+38')
+    """
+    if value == -math.inf:
+        return "-inf"
+    if abs(value) >= LARGE_NUMBER:
+        return f"{value:.{precision}e}"
+    text = f"{value:.{precision}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.00"
+
+
+def settings_line(result: AttentionResult) -> str:
+    """The parameters that made a result, in one line: d_in=3 · d_out=2 · init=rand · ..."""
+    params = result.params
+    settings = result.prepared.settings()
+    parts = [f"d_in={settings['d_in']}"]
+    if params.projected:
+        parts.append(f"d_out={settings['d_out']}")
+        if result.heads > 1:
+            kind = "wrapper of " if settings["wrapper"] else ""
+            parts.append(f"{kind}{result.heads} heads of {result.head_dim}")
+        if settings["weights"]:
+            parts.append(f"weights={shown_text(settings['weights'])}")
+        else:
+            parts += [f"init={settings['init']}", f"seed={params.seed}"]
+        if settings["qkv_bias"]:
+            parts.append("qkv_bias")
+        parts.append(f"scale=1/√{result.head_dim}={result.scale:.4g}")
+        if params.batch > 1:
+            parts.append(f"batch item 0 of {params.batch}")
+    else:
+        parts.append("inputs as queries, keys, values; no scaling")
+    return " · ".join(parts)
+
+
+def hidden_cells(result: AttentionResult, shown: View) -> NDArray[np.bool_]:
+    """(n, m): the cells of scores or weights that the mask hides (none for vectors):
+    -inf scores, and weights that are 0 by construction, not by chance."""
+    n_cols = shown.matrices.shape[2]
+    if shown.kind == "vectors" or not result.mask.hides_any:
+        return np.zeros((len(result.rows), n_cols), dtype=bool)
+    return result.mask.hidden(result.rows, 0, n_cols)
+
+
+def masked_cells(result: AttentionResult, shown: View) -> NDArray[np.bool_] | None:
+    """(H, n, m): cells that are masked or dropped rather than computed, if any."""
+    if shown.kind == "vectors":
+        return None
+    masked = np.broadcast_to(hidden_cells(result, shown), shown.matrices.shape)
+    if shown.kind == "weights" and result.dropout_keep is not None:
+        masked = masked | ~result.dropout_keep
+    return masked if masked.any() else None

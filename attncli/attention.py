@@ -10,7 +10,6 @@ user may.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import engine, limits, stages
-from .errors import AttnError, size_text
+from .errors import AttnError, setting, size_text
 from .heads import HeadLayout
 from .loading import Embeddings
 from .masks import Mask
@@ -42,12 +41,14 @@ def check_memory(
     if available is None or needed <= 0.8 * available:
         return
     shape = f"{heads} x {n_rows} x {n_tokens}" if heads > 1 else f"{n_rows} x {n_tokens}"
-    fewer_heads = f", and fewer --heads than {heads} shrink it in step" if heads > 1 else ""
+    fewer_heads = (
+        f", and fewer {setting('heads')} than {heads} shrink it in step" if heads > 1 else ""
+    )
     raise AttnError(
         f"{what} for {n_tokens} tokens needs about {size_text(needed)} for its {shape} "
         f"attention matrix, but about {size_text(available)} of memory is free; ask for less: "
-        f"--query TOKEN computes one row, and a shorter input shrinks it quadratically"
-        f"{fewer_heads}"
+        f"{setting('query', 'TOKEN')} computes one row, and a shorter input shrinks it "
+        f"quadratically{fewer_heads}"
     )
 
 
@@ -210,10 +211,10 @@ def _check_batch(params: AttentionParams, heads: int, wrapper: bool) -> None:
     if params.batch == 1 or (wrapper and heads > 1 and 0.0 < params.dropout < 1.0):
         return
     raise AttnError.usage(
-        f"--batch {number_text(params.batch)} has no effect here: attn shows batch item 0, "
-        "and only MultiHeadAttentionWrapper (--heads H --wrapper) with --dropout P "
-        "(0 < P < 1) draws another item's dropout masks before item 0's later heads; "
-        "drop --batch"
+        f"{setting('batch', number_text(params.batch))} has no effect here: attn shows batch "
+        f"item 0, and only MultiHeadAttentionWrapper ({setting('heads', 'H')} "
+        f"{setting('wrapper')}) with {setting('dropout', 'P')} (0 < P < 1) draws another "
+        f"item's dropout masks before item 0's later heads; drop {setting('batch')}"
     )
 
 
@@ -492,42 +493,6 @@ def _output(heads_context: NDArray[Any], prepared: Prepared) -> NDArray[Any]:
     return result
 
 
-def check_file_heads(projections: Projections, heads: int, heads_given: bool) -> None:
-    """What the command line must say about heads for weights from a file: a fused
-    MultiHeadAttention (it has an out_proj) does not record its head count, so --heads
-    must; a wrapper's file does record it, and --heads must agree."""
-    source = projections.file or "the weights"
-    if projections.heads is not None:
-        if heads_given and heads != projections.heads:
-            raise AttnError.usage(
-                f"--heads {number_text(heads)} contradicts {source}, which holds "
-                f"{projections.heads} heads (heads.0 to heads.{projections.heads - 1}); "
-                "drop --heads"
-            )
-        return
-    if projections.W_out is not None and not heads_given:
-        raise AttnError.usage(
-            f"{source} holds an out_proj: the weights of a MultiHeadAttention, whose head "
-            f"count a state_dict does not record; add --heads H with the module's num_heads "
-            f"(H divides d_out = {projections.d_out}: {_divisors_text(projections.d_out)})"
-        )
-
-
-def _divisors_text(n: int) -> str:
-    """The divisors of n, the middle ones elided when there are many.
-
-    >>> _divisors_text(6), _divisors_text(768)
-    ('1, 2, 3, 6', '1, 2, 3, 4, 6, 8, …, 768')
-    """
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    divisors = sorted(set(small) | {n // d for d in small})
-    return (
-        ", ".join(map(str, divisors))
-        if len(divisors) <= 8
-        else (", ".join(map(str, divisors[:6])) + f", …, {n}")
-    )
-
-
 def _heads_for(projections: Projections, params: AttentionParams, embeddings: Embeddings) -> int:
     """The head count for weights from a file, checked against the input and flags."""
     source = projections.file or "the weights"
@@ -546,13 +511,13 @@ def _heads_for(projections: Projections, params: AttentionParams, embeddings: Em
     if projections.heads is not None:
         if heads not in (1, projections.heads):
             raise AttnError.usage(
-                f"--heads {number_text(heads)} contradicts {source}, which holds "
-                f"{projections.heads} heads; drop --heads"
+                f"{setting('heads', number_text(heads))} contradicts {source}, which holds "
+                f"{projections.heads} heads; drop {setting('heads')}"
             )
         heads = projections.heads
     if projections.d_out % heads:
         raise AttnError.usage(
-            f"--heads {number_text(heads)} does not divide the {projections.d_out} output "
-            f"dimensions of {source}; pick a head count that divides {projections.d_out}"
+            f"{setting('heads', number_text(heads))} does not divide the {projections.d_out} "
+            f"output dimensions of {source}; pick a head count that divides {projections.d_out}"
         )
     return heads

@@ -7,6 +7,7 @@ shown wherever text meets a terminal or a line-based format: every layer may use
 from __future__ import annotations
 
 import enum
+import re
 
 
 class ExitStatus(enum.IntEnum):
@@ -22,22 +23,76 @@ class ExitStatus(enum.IntEnum):
     TERMINATED = 143  # asked to stop, as `kill` does (128 + SIGTERM)
 
 
+# The settings a message may name. A message writes one with setting("d_out", 2): the
+# library says "d_out=2" (its parameter), the command line "--d-out 2" (its flag).
+SETTINGS = (
+    "mode",
+    "query",
+    "d_out",
+    "seed",
+    "init",
+    "qkv_bias",
+    "heads",
+    "wrapper",
+    "dropout",
+    "dropout_seed",
+    "batch",
+    "dtype",
+    "weights",
+    "input_format",
+)
+_SETTING = re.compile(r"\{(" + "|".join(SETTINGS) + r")(?:=([^{}]*))?\}")
+# A library user gives the weights as `projections=`, the command line as --weights FILE.
+_PARAMETER = {"weights": "projections"}
+
+
+def setting(name: str, value: object = None) -> str:
+    """A setting (and its value) as a message names it: `d_out=2` from the library,
+    `--d-out 2` from the command line (AttnError spells it for each)."""
+    assert name in SETTINGS, name
+    return f"{{{name}}}" if value is None else f"{{{name}={value}}}"
+
+
 class AttnError(Exception):
     """Bad input or bad parameters, said so a user can fix it.
 
-    The message names what is wrong, where (file, row, column, token or flag) and
-    how to fix it. `status` tells the CLI which exit code to use.
+    The message names what is wrong, where (file, row, column, token or setting) and
+    how to fix it. `status` tells the CLI which exit code to use. A setting is written
+    with `setting()` in the message: `message` names it as the library's parameter
+    (d_out=2), `for_command_line` as the flag (--d-out 2).
+
+    >>> d_out = setting("d_out")
+    >>> error = AttnError.usage(f"{setting('d_out', 0)} is too small: pick a larger {d_out}")
+    >>> error.message
+    'd_out=0 is too small: pick a larger d_out'
+    >>> error.for_command_line()
+    '--d-out 0 is too small: pick a larger --d-out'
     """
 
     def __init__(self, message: str, status: ExitStatus = ExitStatus.BAD_DATA) -> None:
-        super().__init__(message)
-        self.message = message
+        self.template = message
+        self.message = _SETTING.sub(_as_parameter, message)
+        super().__init__(self.message)
         self.status = status
 
     @classmethod
     def usage(cls, message: str) -> AttnError:
         """An error in how attn was called (exit code 2), not in the data."""
         return cls(message, ExitStatus.BAD_USAGE)
+
+    def for_command_line(self) -> str:
+        """The message with each setting named by its flag."""
+        return _SETTING.sub(_as_flag, self.template)
+
+
+def _as_parameter(match: re.Match[str]) -> str:
+    name = _PARAMETER.get(match.group(1), match.group(1))
+    return name if match.group(2) is None else f"{name}={match.group(2)}"
+
+
+def _as_flag(match: re.Match[str]) -> str:
+    flag = "--" + match.group(1).replace("_", "-")
+    return flag if match.group(2) is None else f"{flag} {match.group(2)}"
 
 
 def size_text(n_bytes: float) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import engine, stages
-from .errors import AttnError, size_text
+from .errors import AttnError, setting, size_text
 from .loading import Embeddings
 from .masks import Mask
 from .params import AttentionParams, Projections
@@ -79,13 +79,14 @@ def check_sizes(
             f"values and context vectors ({vectors}), {free}; use a shorter input, or "
             "weights with fewer output dimensions"
         )
-    d_out = f"--d-out {number_text(params.d_out)}"
+    d_out = setting("d_out", number_text(params.d_out))
     if params.wrapper:
-        flags = f"--heads {number_text(params.heads)} --wrapper (heads of {d_out} each)"
-        fix = "pick fewer --heads or a smaller --d-out"
+        heads = setting("heads", number_text(params.heads))
+        flags = f"{heads} {setting('wrapper')} (heads of {d_out} each)"
+        fix = f"pick fewer {setting('heads')} or a smaller {setting('d_out')}"
     else:
         flags = d_out
-        fix = "pick a smaller --d-out (the book uses 2)"
+        fix = f"pick a smaller {setting('d_out')} (the book uses 2)"
     matrices = f"W_query, W_key and W_value of {d_in} x {number_text(D)}" + (
         f" and out_proj of {number_text(D)} x {number_text(D)}" if out_proj else ""
     )
@@ -250,7 +251,9 @@ def overflow_error(
     file = projections.file if projections is not None else None
     weight = largest_weight(projections) if projections is not None and file is not None else 0.0
     fix = (
-        "add --dtype float64 (it holds them), or rescale the " if float64_holds else "rescale the "
+        f"add {setting('dtype', 'float64')} (it holds them), or rescale the "
+        if float64_holds
+        else "rescale the "
     )
     if file is not None and weight > inputs:
         return AttnError(

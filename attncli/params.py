@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import AttnError
+from .errors import AttnError, setting
 from .masks import Mask
 from .rng import TorchGenerator, check_seed, number_text
 
@@ -139,40 +139,41 @@ def check_params(params: AttentionParams, from_file: bool = False) -> None:
     if not from_file:
         if params.d_out < 1:
             raise AttnError.usage(
-                f"--d-out {number_text(params.d_out)} is too small: the projections need "
-                "d_out ≥ 1 dimensions (the book uses 2)"
+                f"{setting('d_out', number_text(params.d_out))} is too small: the projections "
+                "need d_out ≥ 1 dimensions (the book uses 2)"
             )
         if params.heads > 1 and not params.wrapper and params.d_out % params.heads:
             heads = number_text(params.heads)
             suggestion = max(1, params.d_out // params.heads)
             raise AttnError.usage(
-                f"--d-out {number_text(params.d_out)} does not split into --heads {heads}: "
-                "MultiHeadAttention gives each head d_out / heads dimensions; pick a d_out "
-                f"that {heads} divides (e.g. --d-out {number_text(params.heads * suggestion)}), "
-                "or --wrapper for heads of d_out each"
+                f"{setting('d_out', number_text(params.d_out))} does not split into "
+                f"{setting('heads', heads)}: MultiHeadAttention gives each head d_out / heads "
+                f"dimensions; pick a d_out that {heads} divides (e.g. "
+                f"{setting('d_out', number_text(params.heads * suggestion))}), or "
+                f"{setting('wrapper')} for heads of d_out each"
             )
     if params.heads < 1:
         raise AttnError.usage(
-            f"--heads {number_text(params.heads)} is too small: attention needs a head; "
-            "give --heads 1 or more"
+            f"{setting('heads', number_text(params.heads))} is too small: attention needs a "
+            f"head; give {setting('heads', 1)} or more"
         )
     if not 0.0 <= params.dropout <= 1.0:
         raise AttnError.usage(
-            f"--dropout {params.dropout} is not a probability; give a value from 0 to 1"
+            f"{setting('dropout', params.dropout)} is not a probability; give a value from 0 to 1"
         )
     if params.qkv_bias and params.init is not Init.LINEAR:
         raise AttnError.usage(
-            "--qkv-bias needs --init linear: the torch.rand weights of section 3.4.1 "
-            "have no bias, nn.Linear's have"
+            f"{setting('qkv_bias')} needs {setting('init', 'linear')}: the torch.rand weights "
+            "of section 3.4.1 have no bias, nn.Linear's have"
         )
     if params.batch < 1:
         raise AttnError.usage(
-            f"--batch {number_text(params.batch)} is too small: a batch holds at least one "
-            "copy of the input (the book stacks two)"
+            f"{setting('batch', number_text(params.batch))} is too small: a batch holds at "
+            "least one copy of the input (the book stacks two)"
         )
     check_seed(params.seed)
     if params.dropout_seed is not None:
-        check_seed(params.dropout_seed, "--dropout-seed")
+        check_seed(params.dropout_seed, "dropout_seed")
 
 
 def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, TorchGenerator]:

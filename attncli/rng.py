@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import AttnError
+from .errors import AttnError, setting
 
 # torch.manual_seed accepts exactly the integers that fit an int64 or a uint64.
 SEED_MIN = -(2**63)
@@ -31,13 +31,13 @@ _LOW53 = np.uint64(2**53 - 1)
 _SKIP_CHUNK = 1 << 20  # draws discarded at a time when skipping ahead
 
 
-def check_seed(seed: int, flag: str = "--seed") -> int:
+def check_seed(seed: int, name: str = "seed") -> int:
     """Return `seed` if torch.manual_seed would accept it, else raise a usage error
-    naming `flag`, the option that gave it."""
+    naming `name`, the setting that gave it (seed or dropout_seed)."""
     if not SEED_MIN <= seed <= SEED_MAX:
         raise AttnError.usage(
-            f"{flag} {number_text(seed)} is out of range: torch.manual_seed takes integers from "
-            f"{SEED_MIN} to {SEED_MAX}; pick a seed in that range"
+            f"{setting(name, number_text(seed))} is out of range: torch.manual_seed takes "
+            f"integers from {SEED_MIN} to {SEED_MAX}; pick a seed in that range"
         )
     return seed
 

@@ -53,7 +53,9 @@ def test_seeds_torch_rejects_are_usage_errors(seed: int) -> None:
     with pytest.raises(AttnError) as caught:
         TorchGenerator(seed)
     assert caught.value.status == 2
-    assert "--seed" in caught.value.message
+    # the library names its parameter; the command line, its flag
+    assert caught.value.message.startswith(f"seed={seed} is out of range")
+    assert caught.value.for_command_line().startswith(f"--seed {seed} is out of range")
 
 
 @given(

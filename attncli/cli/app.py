@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import math
 import os
 import stat
 import sys
@@ -20,12 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..attention import check_file_heads
 from ..errors import AttnError, ExitStatus, shown_text
 from ..loading import Embeddings, InputFormat, book_example, load, loads
-from ..params import AttentionParams, DType, Init, Mode
+from ..params import AttentionParams, DType, Init, Mode, Projections
 from ..render import formats
 from ..render.formats import OutputFormat
+from ..rng import number_text
 from . import output, signals
 from .options import Parsed, parse
 
@@ -114,7 +115,7 @@ def guarded(action: Callable[[], int | None], debug: bool = False) -> int:
         return action() or 0
     except AttnError as exc:
         _traceback_if(debug)
-        return _fail(exc.message, exc.status)
+        return _fail(exc.for_command_line(), exc.status)
     except output.ClosedPipeError:
         return ExitStatus.CLOSED_PIPE
     except KeyboardInterrupt:
@@ -420,3 +421,39 @@ def _print_table(request: Request, job: formats.Job) -> None:
     console.print(renderable)
     with output.sink(request.output) as write:
         write(buffer.getvalue())
+
+
+def check_file_heads(projections: Projections, heads: int, heads_given: bool) -> None:
+    """What the command line must say about heads for weights from a file: a fused
+    MultiHeadAttention (it has an out_proj) does not record its head count, so --heads
+    must; a wrapper's file does record it, and --heads must agree."""
+    source = projections.file or "the weights"
+    if projections.heads is not None:
+        if heads_given and heads != projections.heads:
+            raise AttnError.usage(
+                f"--heads {number_text(heads)} contradicts {source}, which holds "
+                f"{projections.heads} heads (heads.0 to heads.{projections.heads - 1}); "
+                "drop --heads"
+            )
+        return
+    if projections.W_out is not None and not heads_given:
+        raise AttnError.usage(
+            f"{source} holds an out_proj: the weights of a MultiHeadAttention, whose head "
+            f"count a state_dict does not record; add --heads H with the module's num_heads "
+            f"(H divides d_out = {projections.d_out}: {_divisors_text(projections.d_out)})"
+        )
+
+
+def _divisors_text(n: int) -> str:
+    """The divisors of n, the middle ones elided when there are many.
+
+    >>> _divisors_text(6), _divisors_text(768)
+    ('1, 2, 3, 6', '1, 2, 3, 4, 6, 8, …, 768')
+    """
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    divisors = sorted(set(small) | {n // d for d in small})
+    return (
+        ", ".join(map(str, divisors))
+        if len(divisors) <= 8
+        else (", ".join(map(str, divisors[:6])) + f", …, {n}")
+    )

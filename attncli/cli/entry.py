@@ -43,7 +43,7 @@ def run_main(argv: Sequence[str]) -> int:
                 output.write_version(__version__)
                 status = int(ExitStatus.OK)
             except AttnError as exc:
-                status = _report(exc.message, exc.status)
+                status = _report(exc.for_command_line(), exc.status)
         else:
             status = run(argv)
         status = _flush_stdout(status)
@@ -69,7 +69,7 @@ def _flush_stdout(status: int) -> int:
         with output.writing_stdout():
             sys.stdout.flush()
     except AttnError as exc:
-        return _report(exc.message, exc.status)
+        return _report(exc.for_command_line(), exc.status)
     return status
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from . import __version__, output
 from .attention import Prepared, compute, prepare
 from .errors import AttnError, ExitStatus
-from .loading import Embeddings, InputFormat, book_example, load, loads
+from .loading import Embeddings, InputFormat, book_example, load, loads, read_stream
 from .modes import AttentionParams, AttentionResult, DType, Init, Mode
 from .options import OutputFormat, Parsed, parse
 
@@ -396,7 +396,7 @@ def stdout_is_terminal() -> bool:
 
 def _read_input(request: Request) -> Embeddings:
     if request.input == "-" or (request.input is None and stdin_is_piped()):
-        data = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        data = read_stream(sys.stdin.buffer, "<stdin>") if sys.stdin is not None else b""
         if not data:
             raise AttnError(
                 "stdin is empty; pipe token embeddings in (JSON or CSV), name a file, "

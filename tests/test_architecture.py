@@ -20,6 +20,7 @@ ALLOWED = {
     "loading": {"numpy"},
     "json_input": {"numpy"},
     "csv_input": {"numpy"},
+    "numpy_input": {"numpy"},
     "modes": {"numpy"},
     "attention": {"numpy"},
     "weights_file": {"numpy"},

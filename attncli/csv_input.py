@@ -235,16 +235,20 @@ def _plain(data: bytes, quoted_line: re.Pattern[bytes]) -> bool:
 
 
 def _plain_file(path: str, quoted_line: re.Pattern[bytes]) -> bool:
-    """`_plain` for a file, read a chunk at a time (each cut after a LF)."""
+    """`_plain` for a file, read a chunk at a time; a chunk with nothing special in it
+    (the usual case) is not copied."""
     with open(path, "rb") as handle:
-        rest = b""
+        tail = b""  # the unfinished last line of what was read
         while chunk := handle.read(_CHUNK_BYTES):
-            chunk = rest + chunk
             cut = chunk.rfind(b"\n") + 1
-            if not _plain(chunk[:cut], quoted_line):
+            if cut == 0:  # still inside one line
+                tail += chunk
+                continue
+            special = chunk.translate(None, _ORDINARY) or tail.translate(None, _ORDINARY)
+            if special and not _plain(tail + chunk[:cut], quoted_line):
                 return False
-            rest = chunk[cut:]
-        return _plain(rest, quoted_line)
+            tail = chunk[cut:]
+        return _plain(tail, quoted_line)
 
 
 def _fast(

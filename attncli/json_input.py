@@ -37,6 +37,9 @@ _FORMS = (
 )
 
 
+_CSV_HINT = "; if it is CSV or TSV, pass --input-format csv or tsv"
+
+
 class _NonFiniteLiteralError(ValueError):
     pass
 
@@ -46,9 +49,10 @@ def _reject_constant(literal: str) -> Any:
     raise _NonFiniteLiteralError(literal)
 
 
-def parse_json(text: str, source: str, forms: str) -> Any:
+def parse_json(text: str, source: str, forms: str, not_json_hint: str = _CSV_HINT) -> Any:
     """Strict JSON (no NaN or Infinity, no key twice in an object), or an AttnError
-    with the line and column; `forms` says what was expected. An integer too long for
+    with the line and column; `forms` says what was expected, `not_json_hint` what to do
+    about text that does not even start as JSON does. An integer too long for
     Python to convert (over 4300 digits) becomes infinity, so the checks of the values
     name it as too large."""
     repeated: list[tuple[str, dict[str, Any]]] = []
@@ -82,7 +86,7 @@ def parse_json(text: str, source: str, forms: str) -> Any:
     except json.JSONDecodeError as exc:
         hint = ""
         if not looks_like_json(text):
-            hint = "; if it is CSV or TSV, pass --input-format csv or tsv"
+            hint = not_json_hint
         elif exc.pos >= len(text.rstrip()):
             hint = "; the text ends before the JSON does (cut short?)"
         raise AttnError(

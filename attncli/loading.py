@@ -6,8 +6,11 @@ Accepted forms (README "Input formats"):
 - JSON `[[numbers], ...]` (tokens named x1..xn, the book's x^(i)),
 - attn's own JSON output of `context`, `queries`, `keys` or `values`,
 - CSV or TSV: an optional header; the first column is the token when it is not
-  numeric (or the header calls it "token"); the other columns are numbers.
+  numeric (or the header calls it "token"); the other columns are numbers,
+- NumPy: a .npy matrix, or a .npz archive of "embeddings" (and "tokens").
 
+Every input is read once, from its first bytes on: binary data is refused before more
+is read, a pipe works like a file, and nothing is memory-mapped (numpy_input.py).
 Every problem is an AttnError that names the file, the row and column or token,
 and the fix.
 """
@@ -244,16 +247,18 @@ def read_rest(stream: Readable, source: str, already: int, limit: int | None) ->
     total = already
     while chunk := stream.read(_CHUNK_BYTES):
         total += len(chunk)
-        _check_room(total, limit, source)
+        _check_room(total, limit, source, endless=True)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _check_room(n_bytes: int, limit: int | None, source: str) -> None:
+def _check_room(n_bytes: int, limit: int | None, source: str, endless: bool = False) -> None:
+    """Refuse input beyond free memory (`endless`: a stream, of which more may follow)."""
     if limit is not None and n_bytes > limit:
+        size = f"more than {size_text(limit)}" if endless else size_text(n_bytes)
         raise AttnError(
-            f"{source}: {size_text(n_bytes)} of input or more, beyond the "
-            f"{size_text(limit)} of memory free to parse it; give a shorter input"
+            f"{source}: {size} of input, beyond the {size_text(limit)} of memory free to "
+            "parse it; give a shorter input"
         )
 
 

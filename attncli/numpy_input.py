@@ -66,7 +66,6 @@ def read_npz(opened: Opened, source: str) -> dict[str, NDArray[Any]]:
             f"{source}: a .npy file holds one array; weights need W_query, W_key and "
             "W_value: save them with numpy.savez(path, W_query=..., W_key=..., W_value=...)"
         )
-    _format(opened.head, source, InputFormat.NPZ)
     stream, _ = opened.seekable()
     return _read_npz(stream, source, lambda names: dict.fromkeys(names))
 

@@ -105,7 +105,7 @@ def load_weights(path: str, d_in: int) -> Projections:
 def _read_entries(path: str) -> tuple[dict[str, Any], Layout | None]:
     wanted = "a .json or .npz file of weights"
     with open_input(path, wanted) as opened:  # read once: `<(...)` works too
-        if path.lower().endswith(".npz") or opened.head.startswith(NUMPY_MAGICS):
+        if opened.head.startswith(NUMPY_MAGICS):  # whatever its name, JSON is text
             from .numpy_input import read_npz
 
             entries: dict[str, Any] = read_npz(opened, path)
@@ -114,7 +114,9 @@ def _read_entries(path: str) -> tuple[dict[str, Any], Layout | None]:
             refuse_binary(opened.head, path, wanted)
             data = opened.read_all()
     if data is not None:
-        obj = parse_json(decode_text(data, path, wanted), path, f"expected an object of {_NAMES}")
+        text = decode_text(data, path, wanted)
+        hint = "; give weights as a JSON object or a .npz archive"
+        obj = parse_json(text, path, f"expected an object of {_NAMES}", hint)
         if not isinstance(obj, dict):
             raise AttnError(f"{path}: the JSON is {describe(obj)}; expected an object of {_NAMES}")
         entries = obj

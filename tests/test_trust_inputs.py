@@ -115,7 +115,7 @@ def test_json_integers_too_large_in_a_weights_file(
 
 @pytest.mark.parametrize(
     "variant",
-    ["CR line ends", "a CR alone inside a line", "CR LF with one CR alone", "CR after quotes"],
+    ["CR line ends", "CR LF with one CR alone", "CR after quotes"],  # (and the sweep, below)
 )
 def test_long_csv_with_carriage_returns_reads_as_short_csv_does(
     attn: Invoke, tmp_path: Path, variant: str
@@ -124,7 +124,6 @@ def test_long_csv_with_carriage_returns_reads_as_short_csv_does(
     now they read exactly as the exact parser reads them, from a file or from stdin."""
     text = {
         "CR line ends": long_csv(line_end="\r"),
-        "a CR alone inside a line": long_csv().replace("t7,", "t\r7,", 1),
         "CR LF with one CR alone": long_csv(line_end="\r\n").replace("\r\n", "\r", 1),
         "CR after quotes": long_csv().replace("t7,", '"t\r7",', 1),
     }[variant]
@@ -325,7 +324,7 @@ def read_both_ways(read: Callable[[], Any]) -> tuple[Outcome, Outcome]:
     return fast, exact
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(csv_documents())
 def test_the_fast_csv_paths_read_what_the_exact_parser_reads(document: tuple[str, str]) -> None:
     """Same tokens, same numbers bit for bit, same error and message: from text, from
@@ -346,37 +345,40 @@ def test_the_fast_csv_paths_read_what_the_exact_parser_reads(document: tuple[str
             assert exact == outcome(lambda: loads(data, str(path), fmt))
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "token,d1,d2\nYour,0.43,0.15\njourney,0.55,0.87\n",
-        "Your,0.43,0.15\r\njourney,0.55,0.87\r\n\r\n",
-        '"a, b",1,2\n"say ""hi""",3,4\nplain,5,6\n',
-        ",0,1\n0,0.43,0.15\n1,0.55,0.87\n",
-        "1,2\n3,4\n\n",
-        "token\td1\nhello, world\t1\nb\t2\n",
-        "\ufefftoken,d1\nå,1\n日本,2\n",
-    ],
-)
+PLAIN_CSV = [
+    "token,d1,d2\nYour,0.43,0.15\njourney,0.55,0.87\n",
+    "Your,0.43,0.15\r\njourney,0.55,0.87\r\n\r\n",
+    '"a, b",1,2\n"say ""hi""",3,4\nplain,5,6\n',
+    ",0,1\n0,0.43,0.15\n1,0.55,0.87\n",
+    "1,2\n3,4\n\n",
+    "token\td1\nhello, world\t1\nb\t2\n",
+    "\ufefftoken,d1\nå,1\n日本,2\n",
+]
+
+
 def test_the_fast_path_reads_plain_text_itself(
-    text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The property above is not won by always stepping aside: plain CSV (quoted tokens,
     CR LF, blank lines, pandas' index) is read by the fast paths alone."""
     path = tmp_path / "in.txt"
-    path.write_bytes(text.encode("utf-8"))
+    exact_outcomes = []
     with fast_paths_from(HUGE):
-        exact = outcome(lambda: load(path))
-    assert exact[0] == "ok"
+        for text in PLAIN_CSV:
+            path.write_bytes(text.encode("utf-8"))
+            exact_outcomes.append(outcome(partial(load, path)))
+            assert exact_outcomes[-1][0] == "ok"
 
     def no_exact_parser(*args: Any) -> Any:
         raise AssertionError("the exact parser was asked")
 
     monkeypatch.setattr(csv_input, "_from_csv", no_exact_parser)
     with fast_paths_from(0):
-        assert outcome(lambda: load(path)) == exact
-        assert outcome(lambda: loads(text, str(path))) == exact
-        assert outcome(lambda: loads(text.encode("utf-8"), str(path))) == exact
+        for text, exact in zip(PLAIN_CSV, exact_outcomes, strict=True):
+            path.write_bytes(text.encode("utf-8"))
+            assert outcome(partial(load, path)) == exact, text
+            assert outcome(partial(loads, text, str(path))) == exact, text
+            assert outcome(partial(loads, text.encode("utf-8"), str(path))) == exact, text
 
 
 def test_long_csv_files_keep_quoted_newlines_crs_and_nuls_of_tokens(
@@ -517,7 +519,7 @@ def strict_json(text: str) -> Any:
         return None
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(json_documents())
 def test_json_reads_what_strict_json_says(document: tuple[str, Any]) -> None:
     """What the old fast path read differently (+1, .5, 01, ,,, trailing and missing
@@ -554,16 +556,18 @@ def test_json_reads_what_strict_json_says(document: tuple[str, Any]) -> None:
     assert result == ("ok", tuple(tokens), "<f8", expected.shape, expected.tobytes()), text
 
 
+JSON_PADDING = json.dumps([[0.5, 0.5]] * 90_000)[1:-1]  # 1.08 MB of plain rows
+
+
 @pytest.mark.parametrize(
     ("quirk", "message"),
     [
         ("[[1, 2], [3, 4],]", "invalid JSON"),
         ("[[1, 2] [3, 4]]", "invalid JSON"),
-        ("[[1, 2,], [3, 4]]", "invalid JSON"),
         ("[[+1, 2], [3, 4]]", "invalid JSON"),
         ("[[.5, 2], [3, 4]]", "invalid JSON"),
         ("[[01, 2], [3, 4]]", "invalid JSON"),
-        ("[[1,, 2], [3, 4]]", "invalid JSON"),
+        ("[[1, 2],, [3, 4]]", "invalid JSON"),
         ('{"embeddings": [[1, 2]], "embeddings": [[3, 4]]}', 'the key "embeddings" appears twice'),
         (
             '{"command": "context", "tokens": ["a"], "query": null, "values": [[1, 2]], "embeddings": [[3, 4]]}',
@@ -576,11 +580,11 @@ def test_what_the_old_json_fast_path_let_through_is_refused_when_long(
     attn: Invoke, quirk: str, message: str
 ) -> None:
     """Past 1 MiB the old fast path read these; now a long text says what a short one says."""
-    padding = json.dumps([[0.25, 0.5]] * 100_000)[1:-1]  # about 1.3 MB of plain rows
-    if quirk.startswith("[["):
-        long_text = quirk[:-1] + ", " + padding + "]"
+    padding = JSON_PADDING
+    if quirk.startswith("[["):  # plain rows first: the quirk stays where it is
+        long_text = "[" + padding + ", " + quirk[1:]
     else:  # the rows are the first list in the object
-        long_text = quirk.replace("[[1, 2]]", "[[1, 2], " + padding + "]", 1)
+        long_text = quirk.replace("[[1, 2]]", "[" + padding + ", [1, 2]]", 1)
     assert len(long_text) > 1 << 20
     for text in (quirk, long_text):
         assert_error(attn("context", input=text), 1, message)

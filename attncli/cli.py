@@ -23,9 +23,10 @@ import numpy as np
 from . import __version__, output
 from .attention import Prepared, compute, prepare
 from .errors import AttnError, ExitStatus
-from .loading import Embeddings, InputFormat, book_example, load, loads, read_stream
+from .loading import Embeddings, InputFormat, book_example, load, loads
 from .modes import AttentionParams, AttentionResult, DType, Init, Mode
 from .options import OutputFormat, Parsed, parse
+from .reading import read_stream
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

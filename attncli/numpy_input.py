@@ -20,16 +20,10 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
+from . import reading
 from .errors import AttnError, size_text
-from .loading import (
-    HEAD_BYTES,
-    Embeddings,
-    InputFormat,
-    Opened,
-    available_memory,
-    check_finite,
-    looks_like_json,
-)
+from .loading import Embeddings, InputFormat, Opened, check_finite, looks_like_json
+from .reading import HEAD_BYTES
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # an archive with members, an empty one
@@ -203,7 +197,7 @@ def _read_npz(
             members[name] = info
         chosen = pick(list(members))
         unpacked = sum(members[name].file_size for name in chosen)
-        room = available_memory()
+        room = reading.available_memory()
         if room is not None and unpacked > room:
             packed = sum(members[name].compress_size for name in chosen)
             raise AttnError(
@@ -262,7 +256,7 @@ def _read_npy(
             f"({size_text(n_bytes)}), but only {size_text(follows)} follow; copy or save "
             "it again"
         )
-    room = available_memory()
+    room = reading.available_memory()
     if room is not None and n_bytes > room:
         raise AttnError(
             f"{where}: the array takes {size_text(n_bytes)} ({shape} {dtype} values), more "

@@ -28,8 +28,9 @@ from numpy.typing import NDArray
 
 from .errors import AttnError
 from .json_input import parse_json
-from .loading import NUMPY_MAGICS, decode_text, describe, open_input, refuse_binary
+from .loading import describe, open_input
 from .modes import Layout, Projections
+from .reading import NUMPY_MAGICS, decode_text, refuse_binary
 
 _ROLES = ("query", "key", "value")
 _NAMES = (

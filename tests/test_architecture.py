@@ -21,6 +21,7 @@ ALLOWED = {
     "json_input": {"numpy"},
     "csv_input": {"numpy"},
     "numpy_input": {"numpy"},
+    "reading": set(),
     "modes": {"numpy"},
     "attention": {"numpy"},
     "weights_file": {"numpy"},

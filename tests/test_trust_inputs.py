@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attncli import AttnError, cli, csv_input, load, loading, loads, numpy_input
+from attncli import AttnError, cli, csv_input, load, loading, loads, reading
 from attncli.loading import InputFormat
 
 from .conftest import DATA, Invoke
@@ -733,7 +733,7 @@ def test_endless_binary_stdin_is_refused_from_its_first_bytes(
 def test_endless_text_on_stdin_stops_at_free_memory(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(loading, "available_memory", lambda: 20 << 20)
+    monkeypatch.setattr(reading, "available_memory", lambda: 20 << 20)
     rows = EndlessStream(b"0.5,0.25\n")
     status, err = run_on_stdin(rows, monkeypatch, capsys)
     assert status == 1
@@ -752,7 +752,7 @@ def test_an_npz_is_checked_before_it_is_inflated(
     path = tmp_path / "bomb.npz"
     np.savez_compressed(path, embeddings=np.zeros((1 << 18, 8)))
     assert path.stat().st_size < 1 << 16
-    monkeypatch.setattr(numpy_input, "available_memory", lambda: 8 << 20)
+    monkeypatch.setattr(reading, "available_memory", lambda: 8 << 20)
 
     def no_inflating(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a member was opened")
@@ -768,7 +768,7 @@ def test_an_npy_larger_than_free_memory_is_refused_before_it_is_read(
 ) -> None:
     path = tmp_path / "x.npy"
     np.save(path, np.zeros((1000, 16)))
-    monkeypatch.setattr(numpy_input, "available_memory", lambda: 100_000)
+    monkeypatch.setattr(reading, "available_memory", lambda: 100_000)
     result = attn("context", str(path), terminal=True)
     assert_error(
         result, 1, "the array takes 125.0 KiB ((1000, 16) float64 values), more than the 97.7 KiB"

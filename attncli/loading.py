@@ -6,28 +6,34 @@ Accepted forms (README "Input formats"):
 - JSON `[[numbers], ...]` (tokens named x1..xn, the book's x^(i)),
 - attn's own JSON output of `context`, `queries`, `keys` or `values`,
 - CSV or TSV: an optional header; the first column is the token when it is not
-  numeric (or the header calls it "token"); the other columns are numbers.
+  numeric (or the header calls it "token"); the other columns are numbers,
+- NumPy: a .npy matrix, or a .npz archive of "embeddings" (and "tokens").
 
+Every input is read once, from its first bytes on: binary data is refused before more
+is read, a pipe works like a file, and nothing is memory-mapped (numpy_input.py).
 Every problem is an AttnError that names the file, the row and column or token,
 and the fix.
 """
 
 from __future__ import annotations
 
-import codecs
+import contextlib
 import enum
 import io
 import json
 import os
 import re
-from collections.abc import Sequence
+import stat
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from . import reading
 from .errors import AttnError
+from .reading import HEAD_BYTES, NUMPY_MAGICS, check_room, decode_text, read_rest, refuse_binary
 
 # The book's running example, section 3.3: "Your journey starts with one step".
 BOOK_TOKENS = ("Your", "journey", "starts", "with", "one", "step")
@@ -54,7 +60,7 @@ class InputFormat(str, enum.Enum):
     JSON = "json"
     CSV = "csv"
     TSV = "tsv"
-    NPY = "npy"  # a NumPy array, T x d_in (memory-mapped from a file)
+    NPY = "npy"  # a NumPy array, T x d_in
     NPZ = "npz"  # a NumPy archive: "embeddings", and "tokens" if named
 
 
@@ -66,8 +72,6 @@ _EXTENSIONS = {
     ".npy": InputFormat.NPY,
     ".npz": InputFormat.NPZ,
 }
-_NPY_MAGIC = b"\x93NUMPY"
-_ZIP_MAGIC = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
@@ -124,55 +128,98 @@ def book_example() -> Embeddings:
 
 def load(path: str | os.PathLike[str], input_format: InputFormat | None = None) -> Embeddings:
     """Read token embeddings from a file (format from `input_format`, the extension,
-    or the content)."""
+    or the content). The file is read once (a pipe or `<(...)` works like a file) and
+    never memory-mapped."""
     name = os.fspath(path)
     fmt = input_format or _EXTENSIONS.get(os.path.splitext(name)[1].lower())
-    if fmt in (InputFormat.NPY, InputFormat.NPZ):
-        read_file(name, "a .npy or .npz file", head=True)  # says why a file cannot be read
-        return _from_numpy(name, name, fmt)
-    fast = _fast_csv_file(name, fmt)
-    if fast is not None:
-        return fast
-    data = read_file(name, "a .json, .csv or .tsv file of embeddings")
+    numpy_named = fmt in (InputFormat.NPY, InputFormat.NPZ)
+    wanted = "a .npy or .npz file" if numpy_named else "a .json, .csv or .tsv file of embeddings"
+    with open_input(name, wanted) as opened:
+        if numpy_named or opened.head.startswith(NUMPY_MAGICS):
+            from .numpy_input import embeddings_from_file
+
+            return embeddings_from_file(opened, fmt)
+        refuse_binary(opened.head, name)
+        fast = _fast_csv_file(opened, fmt)
+        if fast is not None:
+            return fast
+        data = opened.read_all()
     return loads(data, source=name, input_format=fmt)
 
 
-def _fast_csv_file(name: str, fmt: InputFormat | None) -> Embeddings | None:
+def _fast_csv_file(opened: Opened, fmt: InputFormat | None) -> Embeddings | None:
     """A long CSV or TSV file read by np.loadtxt straight from disk (see csv_input);
     None for anything else, or whenever the exact parser should have its say."""
     if fmt not in (None, InputFormat.CSV, InputFormat.TSV):
         return None
+    if opened.size is None or opened.size < _FAST_MIN_BYTES:
+        return None
+    head_bytes = opened.head[: opened.head.rfind(b"\n") + 1]  # whole lines only
     try:
-        if os.path.getsize(name) < _FAST_MIN_BYTES:
-            return None
-        with open(name, "rb") as handle:
-            head = handle.read(1 << 16).decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+        head = head_bytes.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
         return None  # the exact parser says what is wrong
-    head = head[: head.rfind("\n") + 1]  # whole lines only
     if fmt is None:
         fmt = _sniff(head)
     if fmt is InputFormat.JSON:
         return None
     from .csv_input import from_csv_path
 
-    return from_csv_path(name, head, "\t" if fmt is InputFormat.TSV else ",")
+    return from_csv_path(opened.name, head, "\t" if fmt is InputFormat.TSV else ",")
 
 
-def read_file(name: str, wanted: str, head: bool = False) -> bytes:
-    """A file's bytes (the first few with `head`), or an AttnError that says why not
-    (`wanted` names what to give)."""
+@dataclass
+class Opened:
+    """An input file opened for reading once: its first bytes, read before anything else
+    so binary data is recognised without reading on; `size` for a regular file (None for
+    a pipe, a device or `<(...)`, which cannot be read twice)."""
+
+    name: str
+    handle: io.BufferedIOBase
+    head: bytes
+    size: int | None
+
+    def read_all(self) -> bytes:
+        """Every byte, `head` included; at most what free memory can hold."""
+        limit = reading.available_memory()
+        if self.size is not None:
+            check_room(self.size, limit, self.name)
+            self.handle.seek(0)
+            return self.handle.read()
+        return self.head + read_rest(self.handle, self.name, len(self.head), limit)
+
+    def seekable(self) -> tuple[io.BufferedIOBase, int]:
+        """The input as a file that can seek (a zip archive needs one), at its start,
+        and its size: a pipe is read into memory."""
+        if self.size is not None:
+            self.handle.seek(0)
+            return self.handle, self.size
+        data = self.read_all()
+        return io.BytesIO(data), len(data)
+
+
+@contextlib.contextmanager
+def open_input(name: str, wanted: str) -> Iterator[Opened]:
+    """`name` opened for reading, its first HEAD_BYTES read; or an AttnError that says
+    why it cannot be read (`wanted` names what to give instead)."""
     if os.path.isdir(name):
         raise AttnError(f"{name} is a directory; give {wanted}")
     try:
-        with open(name, "rb") as handle:
-            return handle.read(16) if head else handle.read()
+        handle = open(name, "rb")  # noqa: SIM115 (closed by the with below)
     except FileNotFoundError:
         raise AttnError(f"{name}: no such file; check the path") from None
     except PermissionError:
         raise AttnError(f"{name}: permission denied; make the file readable") from None
     except OSError as exc:
         raise AttnError(f"{name}: cannot read it ({exc.strerror or exc})") from None
+    with handle:
+        try:
+            status = os.fstat(handle.fileno())
+            size = status.st_size if stat.S_ISREG(status.st_mode) else None
+            head = handle.read(HEAD_BYTES)
+        except OSError as exc:
+            raise AttnError(f"{name}: cannot read it ({exc.strerror or exc})") from None
+        yield Opened(name, handle, head, size)
 
 
 def loads(
@@ -181,13 +228,14 @@ def loads(
     """Parse token embeddings from JSON/CSV/TSV text or UTF-8 bytes, or the bytes of a
     .npy or .npz file."""
     if isinstance(data, bytes) and (
-        input_format in (InputFormat.NPY, InputFormat.NPZ)
-        or data.startswith((_NPY_MAGIC, _ZIP_MAGIC))
+        input_format in (InputFormat.NPY, InputFormat.NPZ) or data.startswith(NUMPY_MAGICS)
     ):
-        fmt = input_format or (InputFormat.NPY if data.startswith(_NPY_MAGIC) else InputFormat.NPZ)
-        return _from_numpy(io.BytesIO(data), source, fmt)
+        from .numpy_input import embeddings_from_bytes
+
+        return embeddings_from_bytes(data, source, input_format)
     if input_format in (InputFormat.NPY, InputFormat.NPZ):
         raise AttnError(f"{source}: text, not a .{input_format.value} file; drop --input-format")
+    raw = data if isinstance(data, bytes) else None
     text = data if isinstance(data, str) else decode_text(data, source)
     text = text.removeprefix("\ufeff")
     if not text.strip():
@@ -204,98 +252,7 @@ def loads(
     from .csv_input import from_csv
 
     delimiter = "\t" if fmt is InputFormat.TSV else ","
-    return from_csv(text, source, delimiter, fmt)
-
-
-def _from_numpy(file: str | io.BytesIO, source: str, fmt: InputFormat) -> Embeddings:
-    """A .npy array (memory-mapped when it is a file) or a .npz archive's "embeddings"
-    (and "tokens"), checked like any other input."""
-    try:
-        if fmt is InputFormat.NPY:
-            if isinstance(file, str):
-                loaded = np.load(file, mmap_mode="r", allow_pickle=False)
-            else:
-                loaded = np.load(file, allow_pickle=False)
-            if not isinstance(loaded, np.ndarray):
-                loaded.close()
-                raise AttnError(f"{source}: a .npz archive, not a .npy array; name it .npz")
-            matrix, names = loaded, None
-        else:
-            archive = np.load(file, allow_pickle=False)
-            if isinstance(archive, np.ndarray):
-                raise AttnError(f"{source}: a .npy array, not a .npz archive; name it .npy")
-            with archive:
-                keys = list(archive.files)
-                if "embeddings" not in keys and len(keys) != 1:
-                    held = ", ".join(keys) or "nothing"
-                    raise AttnError(
-                        f'{source}: a .npz archive needs an array named "embeddings" (and '
-                        f'"tokens", if the tokens have names); it holds {held}'
-                    )
-                matrix = archive["embeddings" if "embeddings" in keys else keys[0]]
-                names = archive["tokens"] if "tokens" in keys else None
-    except AttnError:
-        raise
-    except Exception as exc:  # numpy and zipfile raise many kinds for a damaged file
-        if isinstance(exc, MemoryError):
-            raise
-        raise AttnError(
-            f"{source}: not a readable .{fmt.value} file ({exc}); save it with "
-            f"numpy.{'save' if fmt is InputFormat.NPY else 'savez'}"
-        ) from None
-    if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
-        raise AttnError(
-            f"{source}: the array has shape {matrix.shape}; give a T x d_in matrix, one "
-            "row per token (at least one token, one dimension)"
-        )
-    if matrix.dtype.kind not in "fiu":
-        raise AttnError(f"{source}: the array holds {matrix.dtype} values; give numbers")
-    if matrix.dtype.kind != "f" or matrix.dtype.itemsize < 4:
-        matrix = matrix.astype(np.float64)  # integers and float16: widened once
-    if names is None:
-        tokens = tuple(f"x{i + 1}" for i in range(matrix.shape[0]))
-    else:
-        if names.ndim != 1 or len(names) != matrix.shape[0] or names.dtype.kind not in "US":
-            raise AttnError(f'{source}: "tokens" must be {matrix.shape[0]} strings, one per row')
-        tokens = tuple(str(name) for name in names.tolist())
-    for start in range(0, matrix.shape[0], 1 << 16):  # in slices: a memory map stays light
-        part = np.asarray(matrix[start : start + (1 << 16)])
-        if not np.isfinite(part).all():
-            check_finite(part, tokens[start:], source, first_row=start)
-    return Embeddings(tokens, matrix, source)
-
-
-def decode_text(data: bytes, source: str) -> str:
-    """UTF-8 text (a byte-order mark is dropped), or an AttnError that says what it is."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise AttnError(
-            f"{source} is UTF-16 text; attn reads UTF-8: convert it with "
-            f"`iconv -f UTF-16 -t UTF-8 {source}`"
-        )
-    head = data[:4096]
-    if b"\x00" in head:
-        # ASCII text in UTF-16 has a NUL beside nearly every character, all on the same
-        # side (odd bytes for little-endian, even for big-endian); other NULs mean binary
-        if len(head) >= 8 and max(head[1::2].count(0), head[0::2].count(0)) >= 0.4 * (
-            len(head) // 2
-        ):
-            raise AttnError(
-                f"{source} looks like UTF-16 text without a byte-order mark; attn reads "
-                f"UTF-8: convert it with `iconv -f UTF-16LE -t UTF-8 {source}`"
-            )
-        raise AttnError(
-            f"{source} is binary data, not text (it holds NUL bytes); give token "
-            "embeddings as UTF-8 JSON or CSV"
-        )
-    try:
-        return data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise AttnError(
-            f"{source}: line {line}, byte {exc.start}: not UTF-8 text (byte "
-            f"0x{data[exc.start]:02x}; Latin-1 or Windows-1252?); save it as UTF-8, e.g. "
-            f"`iconv -f LATIN1 -t UTF-8 {source}`"
-        ) from None
+    return from_csv(text, source, delimiter, fmt, raw)
 
 
 # JSON opens with an object, or with a list of something JSON (so a CSV token such as

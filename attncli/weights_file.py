@@ -19,8 +19,8 @@ Export from torch (three lines):
 
 from __future__ import annotations
 
+import math
 import re
-import zipfile
 from typing import Any
 
 import numpy as np
@@ -28,15 +28,16 @@ from numpy.typing import NDArray
 
 from .errors import AttnError
 from .json_input import parse_json
-from .loading import decode_text, describe, read_file
+from .loading import describe, open_input
 from .params import Projections, WeightLayout
+from .reading import NUMPY_MAGICS, decode_text, refuse_binary
 
 _ROLES = ("query", "key", "value")
 _NAMES = (
     "W_query, W_key, W_value (optional b_query, b_key, b_value, W_out, b_out), "
     'or state_dict names such as "W_query.weight", "out_proj.bias"'
 )
-_HEAD_KEY = re.compile(r"heads\.(\d+)\.(.+)")
+_HEAD_KEY = re.compile(r"heads\.([0-9]+)\.(.+)", re.DOTALL)
 
 
 def load_weights(path: str, d_in: int) -> Projections:
@@ -49,7 +50,13 @@ def load_weights(path: str, d_in: int) -> Projections:
             continue  # CausalAttention's buffer, not a weight
         match = _HEAD_KEY.fullmatch(key)
         if match:
-            by_head.setdefault(int(match.group(1)), {})[match.group(2)] = value
+            number, name = match.groups()
+            if number != str(int(number)):  # heads.00 would silently be heads.0
+                raise AttnError(
+                    f"{path}: {key!r} numbers its head {number}; write heads.{int(number)}.{name} "
+                    "(state_dict numbers heads 0, 1, ... without leading zeros)"
+                )
+            by_head.setdefault(int(number), {})[name] = value
         else:
             plain[key] = value
     if by_head:
@@ -97,19 +104,20 @@ def load_weights(path: str, d_in: int) -> Projections:
 
 
 def _read_entries(path: str) -> tuple[dict[str, Any], WeightLayout | None]:
-    data = read_file(path, "a .json or .npz file of weights")
-    if path.lower().endswith(".npz") or data[:4] == b"PK\x03\x04":
-        entries: dict[str, Any] = {}
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                for key in archive.files:
-                    entries[key] = archive[key]
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise AttnError(
-                f"{path}: not a readable .npz archive ({exc}); save it with numpy.savez"
-            ) from None
-    else:
-        obj = parse_json(decode_text(data, path), path, f"expected an object of {_NAMES}")
+    wanted = "a .json or .npz file of weights"
+    with open_input(path, wanted) as opened:  # read once: `<(...)` works too
+        if opened.head.startswith(NUMPY_MAGICS):  # whatever its name, JSON is text
+            from .numpy_input import read_npz
+
+            entries: dict[str, Any] = read_npz(opened, path)
+            data = None
+        else:
+            refuse_binary(opened.head, path, wanted)
+            data = opened.read_all()
+    if data is not None:
+        text = decode_text(data, path, wanted)
+        hint = "; give weights as a JSON object or a .npz archive"
+        obj = parse_json(text, path, f"expected an object of {_NAMES}", hint)
         if not isinstance(obj, dict):
             raise AttnError(f"{path}: the JSON is {describe(obj)}; expected an object of {_NAMES}")
         entries = obj
@@ -227,9 +235,17 @@ def _layout_by_shape(shape: tuple[int, ...], d_in: int, path: str, prefix: str) 
 
 
 def _array(value: Any, path: str, key: str) -> NDArray[np.float64]:
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "fiu":
+        raise AttnError(
+            f"{path}: {key} holds {value.dtype} values; weights must be real numbers "
+            "(floats or integers)"
+        )
     try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except OverflowError:  # a JSON integer beyond float64: infinity, named below
+            array = np.asarray(_floats(value), dtype=np.float64)
+    except (TypeError, ValueError, RecursionError):
         raise AttnError(
             f"{path}: {key} is not a matrix of numbers (ragged rows or non-numbers); "
             "give a list of equal-length lists of numbers"
@@ -237,8 +253,24 @@ def _array(value: Any, path: str, key: str) -> NDArray[np.float64]:
     if isinstance(value, list) and not _all_numbers(value):
         raise AttnError(f"{path}: {key} holds something other than numbers")
     if not np.isfinite(array).all():
-        raise AttnError(f"{path}: {key} holds a non-finite number; weights must be finite")
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        what = "a number too large for float64 (beyond ±1.8e308)"  # JSON has no inf or nan
+        if isinstance(value, np.ndarray):
+            what = f"{array[first]}, not a finite number"
+        raise AttnError(f"{path}: {key}{list(first)} is {what}; weights must be finite")
     return array
+
+
+def _floats(value: Any) -> Any:
+    """`value` with every integer as a float, infinity for those beyond float64."""
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    return value
 
 
 def _all_numbers(value: Any) -> bool:

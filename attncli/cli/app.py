@@ -24,6 +24,7 @@ from .. import __version__
 from ..errors import AttnError, ExitStatus, shown_text
 from ..loading import Embeddings, InputFormat, book_example, load, loads
 from ..params import AttentionParams, DType, Init, Mode, Projections
+from ..reading import read_stream
 from ..render import formats
 from ..render.formats import OutputFormat
 from ..rng import number_text
@@ -390,7 +391,7 @@ def stdout_is_terminal() -> bool:
 
 def _read_input(request: Request) -> Embeddings:
     if request.input == "-" or (request.input is None and stdin_is_piped()):
-        data = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        data = read_stream(sys.stdin.buffer, "<stdin>") if sys.stdin is not None else b""
         if not data:
             raise AttnError(
                 "stdin is empty; pipe token embeddings in (JSON or CSV), name a file, "

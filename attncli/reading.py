@@ -1,0 +1,124 @@
+"""Bytes in, read once and bounded: the first bytes of an input tell text from .npy,
+.npz and binary data before more is read (so /dev/zero is refused at once), a stream is
+read at most as far as free memory could parse, and text is UTF-8 or a message saying
+what it is instead."""
+
+from __future__ import annotations
+
+import codecs
+from typing import Protocol
+
+from .errors import AttnError, size_text
+
+HEAD_BYTES = 1 << 16  # read before the rest, to tell text, .npy, .npz and binary data apart
+# The first bytes of a .npy file, and of a zip archive (.npz) with members or without
+NUMPY_MAGICS = (b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")
+EMBEDDINGS_TEXT = "token embeddings as UTF-8 JSON or CSV"
+_SNIFF_BYTES = 4096  # looked at for NUL and control bytes (binary data) and UTF-16
+_CHUNK_BYTES = 1 << 24
+# C0 control characters other than tab, line feed, carriage return and form feed
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
+
+
+class Readable(Protocol):
+    """What attn reads input from: a file, stdin's bytes, a BytesIO."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+def read_stream(stream: Readable, source: str) -> bytes:
+    """All of a stream such as stdin, read once: binary data is refused from its first
+    bytes, and an endless stream stops at what free memory can hold."""
+    head = stream.read(HEAD_BYTES)
+    if not head.startswith(NUMPY_MAGICS):
+        refuse_binary(head, source)
+    return head + read_rest(stream, source, len(head), available_memory())
+
+
+def read_rest(stream: Readable, source: str, already: int, limit: int | None) -> bytes:
+    """The rest of a stream of unknown length, `already` bytes into it, up to `limit`."""
+    chunks = []
+    total = already
+    while chunk := stream.read(_CHUNK_BYTES):
+        total += len(chunk)
+        check_room(total, limit, source, endless=True)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_room(n_bytes: int, limit: int | None, source: str, endless: bool = False) -> None:
+    """Refuse input beyond free memory (`endless`: a stream, of which more may follow)."""
+    if limit is not None and n_bytes > limit:
+        size = f"more than {size_text(limit)}" if endless else size_text(n_bytes)
+        raise AttnError(
+            f"{source}: {size} of input, beyond the {size_text(limit)} of memory free to "
+            "parse it; give a shorter input"
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the kernel's MemAvailable, or less if a
+    cgroup (container) limit is lower; None where neither can be read."""
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit_file:
+            limit = limit_file.read().strip()
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as current_file:
+            current = int(current_file.read().strip())
+        if limit != "max":
+            room = int(limit) - current
+            available = room if available is None else min(available, room)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def decode_text(data: bytes, source: str, wanted: str = EMBEDDINGS_TEXT) -> str:
+    """UTF-8 text (a byte-order mark is dropped), or an AttnError that says what it is
+    (`wanted` names what to give instead)."""
+    refuse_binary(data, source, wanted)
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        head = data[:_SNIFF_BYTES]
+        controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+        if controls > 8 and controls * 50 > len(head):  # text in 8-bit codes has next to none
+            raise AttnError(
+                f"{source} is binary data, not text ({controls} control bytes in its first "
+                f"{len(head)}); give {wanted}"
+            ) from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise AttnError(
+            f"{source}: line {line}, byte {exc.start}: not UTF-8 text (byte "
+            f"0x{data[exc.start]:02x}; Latin-1 or Windows-1252?); save it as UTF-8, e.g. "
+            f"`iconv -f LATIN1 -t UTF-8 {source}`"
+        ) from None
+
+
+def refuse_binary(data: bytes, source: str, wanted: str = EMBEDDINGS_TEXT) -> None:
+    """An AttnError if the first bytes of `data` are not text: UTF-16, or binary data
+    (NUL bytes)."""
+    head = data[:_SNIFF_BYTES]
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise AttnError(
+            f"{source} is UTF-16 text; attn reads UTF-8: convert it with "
+            f"`iconv -f UTF-16 -t UTF-8 {source}`"
+        )
+    if b"\x00" in head:
+        # ASCII text in UTF-16 has a NUL beside nearly every character, all on the same
+        # side (odd bytes for little-endian, even for big-endian); other NULs mean binary
+        half = len(head) // 2
+        odd, even = head[1::2].count(0), head[0::2].count(0)
+        if len(head) >= 8 and max(odd, even) >= 0.4 * half and min(odd, even) < 0.1 * half:
+            raise AttnError(
+                f"{source} looks like UTF-16 text without a byte-order mark; attn reads "
+                f"UTF-8: convert it with `iconv -f UTF-16LE -t UTF-8 {source}`"
+            )
+        raise AttnError(f"{source} is binary data, not text (it holds NUL bytes); give {wanted}")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import importlib
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up
+from .version import __version__
 
-__version__ = "0.1.0"
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -24,11 +24,11 @@ _EXPORTS = {
     "prepare": "attention",
     "AttnError": "errors",
     "ExitStatus": "errors",
-    "Embeddings": "loading",
-    "InputFormat": "loading",
-    "book_example": "loading",
-    "load": "loading",
-    "loads": "loading",
+    "Embeddings": "embeddings",
+    "InputFormat": "inputs",
+    "book_example": "embeddings",
+    "load": "inputs",
+    "loads": "inputs",
     "AttentionParams": "params",
     "AttentionResult": "attention",
     "Init": "params",
@@ -38,8 +38,9 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from .attention import AttentionResult, compute, context, prepare
+    from .embeddings import Embeddings, book_example
     from .errors import AttnError, ExitStatus
-    from .loading import Embeddings, InputFormat, book_example, load, loads
+    from .inputs import InputFormat, load, loads
     from .params import AttentionParams, Init, Mode, Projections
 
 

@@ -18,9 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import engine, limits, stages
+from .embeddings import Embeddings
 from .errors import AttnError, setting, size_text
 from .heads import HeadLayout
-from .loading import Embeddings
 from .masks import Mask
 from .params import AttentionParams, Projections, check_params, draw_projections
 from .rng import DropoutStream, TorchGenerator, dropout_scale, number_text

@@ -41,16 +41,20 @@ SETTINGS = (
     "weights",
     "input_format",
 )
-_SETTING = re.compile(r"\{(" + "|".join(SETTINGS) + r")(?:=([^{}]*))?\}")
+_SETTING = re.compile(r"\{(~?)(" + "|".join(SETTINGS) + r")(?:=([^{}]*))?\}")
+# Flags with a short spelling, for messages that list several choices tersely.
+_SHORT_FLAGS = {"mode": "-m", "query": "-q"}
 # A library user gives the weights as `projections=`, the command line as --weights FILE.
 _PARAMETER = {"weights": "projections"}
 
 
-def setting(name: str, value: object = None) -> str:
+def setting(name: str, value: object = None, short: bool = False) -> str:
     """A setting (and its value) as a message names it: `d_out=2` from the library,
-    `--d-out 2` from the command line (AttnError spells it for each)."""
+    `--d-out 2` from the command line (AttnError spells it for each); `short`: the
+    flag's short spelling where it has one (`-q 2`)."""
     assert name in SETTINGS, name
-    return f"{{{name}}}" if value is None else f"{{{name}={value}}}"
+    mark = "~" if short else ""
+    return f"{{{mark}{name}}}" if value is None else f"{{{mark}{name}={value}}}"
 
 
 class AttnError(Exception):
@@ -86,13 +90,15 @@ class AttnError(Exception):
 
 
 def _as_parameter(match: re.Match[str]) -> str:
-    name = _PARAMETER.get(match.group(1), match.group(1))
-    return name if match.group(2) is None else f"{name}={match.group(2)}"
+    name = _PARAMETER.get(match.group(2), match.group(2))
+    return name if match.group(3) is None else f"{name}={match.group(3)}"
 
 
 def _as_flag(match: re.Match[str]) -> str:
-    flag = "--" + match.group(1).replace("_", "-")
-    return flag if match.group(2) is None else f"{flag} {match.group(2)}"
+    name = match.group(2)
+    flag = _SHORT_FLAGS.get(name) if match.group(1) else None
+    flag = flag or "--" + name.replace("_", "-")
+    return flag if match.group(3) is None else f"{flag} {match.group(3)}"
 
 
 def size_text(n_bytes: float) -> str:

@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import engine, stages
+from .embeddings import Embeddings
 from .errors import AttnError, setting, size_text
-from .loading import Embeddings
 from .masks import Mask
 from .params import AttentionParams, Projections
 from .rng import number_text

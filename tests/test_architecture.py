@@ -17,10 +17,12 @@ import pytest
 PACKAGE = Path(__file__).parent.parent / "attncli"
 
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundation", {"errors"}),
+    ("foundation", {"version", "errors"}),
     ("values", {"embeddings", "rng", "masks", "heads", "stages"}),
     ("settings", {"params"}),
-    ("inputs", {"inputs", "inputs.text", "inputs.json", "inputs.csv", "inputs.numpy"}),
+    ("input text", {"inputs.reading", "inputs.text"}),
+    ("input formats", {"inputs.json_text", "inputs.csv_text", "inputs.numpy_files"}),
+    ("inputs", {"inputs"}),
     ("weights files", {"inputs.weights"}),
     ("engine", {"engine"}),
     ("limits", {"limits"}),

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attncli import AttnError, Embeddings, attention, compute, loading, loads
+from attncli import AttnError, Embeddings, attention, compute, loads
 from attncli.cli import app as cli
-from attncli.loading import InputFormat
+from attncli.inputs import InputFormat, reading
 
 from .conftest import DATA, Invoke
 
@@ -84,7 +84,7 @@ class TestFiles:
         def refuse(*args: Any, **kwargs: Any) -> Any:
             raise PermissionError(13, "Permission denied", str(path))
 
-        monkeypatch.setattr(loading, "open", refuse, raising=False)  # root reads any file
+        monkeypatch.setattr(reading, "open", refuse, raising=False)  # root reads any file
         result = attn("scores", str(path), terminal=True)
         assert_one_line_error(result, 1, "secret.csv: permission denied; make the file readable")
 
@@ -432,7 +432,7 @@ weight_names = st.sampled_from(
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(weight_names, json_values, max_size=6), st.integers(1, 4))
 def test_random_weights_files_load_or_raise_attn_error(entries: dict[str, Any], d_in: int) -> None:
-    from attncli.weights_file import load_weights
+    from attncli.inputs.weights import load_weights
 
     path = Path(os.environ.get("TMPDIR", "/tmp")) / f"attn-fuzz-weights-{os.getpid()}.json"
     path.write_text(json.dumps(entries), encoding="utf-8")

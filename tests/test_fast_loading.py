@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attncli import AttnError, csv_input, load, loads
-from attncli.loading import InputFormat
+from attncli import AttnError, load, loads
+from attncli.inputs import InputFormat
+from attncli.inputs import csv_text as csv_input
 
 from .conftest import Invoke
 
@@ -23,7 +24,7 @@ ROWS = 3000  # enough text to pass the fast paths' size threshold with a lower o
 @pytest.fixture(autouse=True)
 def small_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(csv_input, "FAST_MIN_CHARS", 1000)
-    monkeypatch.setattr("attncli.loading._FAST_MIN_BYTES", 1000)
+    monkeypatch.setattr("attncli.inputs._FAST_MIN_BYTES", 1000)
 
 
 def matrix(rows: int = ROWS, dims: int = 5) -> np.ndarray:

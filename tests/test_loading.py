@@ -221,9 +221,14 @@ class TestQuery:
         with pytest.raises(AttnError) as caught:
             emb.resolve_query("the")
         assert caught.value.status == 2
+        # the library names its parameter, the command line its flag
+        assert (
+            "matches 2 tokens (0 'the', 2 'the'); pick one by index: query=0 or query=2"
+            in caught.value.message
+        )
         assert (
             "matches 2 tokens (0 'the', 2 'the'); pick one by index: -q 0 or -q 2"
-            in caught.value.message
+            in caught.value.for_command_line()
         )
 
     def test_case_insensitive_duplicates_are_ambiguous(self) -> None:

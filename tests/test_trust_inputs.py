@@ -25,9 +25,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attncli import AttnError, csv_input, load, loading, loads, reading
+from attncli import AttnError, inputs, load, loads
 from attncli.cli import app as cli
-from attncli.loading import InputFormat
+from attncli.inputs import InputFormat, reading
+from attncli.inputs import csv_text as csv_input
+from attncli.inputs import text as input_text
 
 from .conftest import DATA, Invoke
 
@@ -50,7 +52,7 @@ def fast_paths_from(n: int) -> Iterator[None]:
     every input, HUGE for none."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(csv_input, "FAST_MIN_CHARS", n)
-        patch.setattr(loading, "_FAST_MIN_BYTES", n)
+        patch.setattr(inputs, "_FAST_MIN_BYTES", n)
         yield
 
 
@@ -219,7 +221,7 @@ ODD_NUMBERS = st.sampled_from(
     ]
 )
 CLEAN_TOKENS = st.text(alphabet="abcXYZé日 _-.:", min_size=1, max_size=6).filter(
-    lambda t: t.strip() and not loading.is_numeric_text(t)
+    lambda t: t.strip() and not input_text.is_numeric_text(t)
 )
 ODD_TOKENS = st.one_of(
     st.sampled_from(

@@ -20,14 +20,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .. import __version__
+from ..embeddings import Embeddings, book_example
 from ..errors import AttnError, ExitStatus, shown_text
-from ..loading import Embeddings, InputFormat, book_example, load, loads
+from ..inputs import InputFormat, load, loads
+from ..inputs.reading import available_memory, read_stream
 from ..params import AttentionParams, DType, Init, Mode, Projections
-from ..reading import read_stream
 from ..render import formats
 from ..render.formats import OutputFormat
 from ..rng import number_text
+from ..version import __version__
 from . import output, signals
 from .options import Parsed, parse
 
@@ -158,31 +159,6 @@ def _fail(message: str, status: int) -> int:
 # ---------------------------------------------------------------- the pipeline
 
 
-def available_memory() -> int | None:
-    """Bytes this process can still allocate: the kernel's MemAvailable, or less if a
-    cgroup (container) limit is lower; None where neither can be read. The library
-    computes what it is told fits; the command line tells it this."""
-    available = None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit_file:
-            limit = limit_file.read().strip()
-        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as current_file:
-            current = int(current_file.read().strip())
-        if limit != "max":
-            room = int(limit) - current
-            available = room if available is None else min(available, room)
-    except (OSError, ValueError):
-        pass
-    return available
-
-
 def execute(request: Request) -> None:
     """Check the flags, load, compute, render, write: the whole of one `attn` call."""
     if request.output == "-" or (
@@ -197,7 +173,7 @@ def execute(request: Request) -> None:
         query = min(1, len(embeddings.tokens) - 1)  # the book's query, x^(2)
     projections = None
     if request.weights is not None:
-        from ..weights_file import load_weights
+        from ..inputs.weights import load_weights
 
         projections = load_weights(request.weights, embeddings.d_in)
         check_file_heads(projections, request.params.heads, "heads" in request.explicit)
@@ -207,7 +183,7 @@ def execute(request: Request) -> None:
         params=request.params,
         query=query,
         projections=projections,
-        memory=available_memory(),
+        memory=available_memory(),  # the library checks sizes against what it is told
         precision=request.precision,
         color=request.color is not False,
     )

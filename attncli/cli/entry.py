@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
+from ..version import __version__
 from . import signals
 
 

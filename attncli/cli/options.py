@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..loading import InputFormat
+from ..inputs.text import InputFormat
 from ..params import DType, Init, Mode
 from ..render import formats
 from ..render.formats import OutputFormat

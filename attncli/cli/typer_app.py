@@ -17,9 +17,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from .. import __version__
+from ..embeddings import book_example
 from ..errors import AttnError, ExitStatus
-from ..loading import book_example, load
+from ..inputs import load
+from ..version import __version__
 from . import output
 from .options import COMMANDS, EXAMPLES, FLAGS, HELP, INPUT_HELP, Flag, Parsed, real, whole
 

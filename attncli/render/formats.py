@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ..attention import AttentionResult, Prepared
-    from ..loading import Embeddings
+    from ..embeddings import Embeddings
     from ..params import AttentionParams, Projections
     from .data import Blocks
     from .view import View

@@ -6,9 +6,15 @@ what it is instead."""
 from __future__ import annotations
 
 import codecs
+import contextlib
+import io
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import AttnError, size_text
+from ..errors import AttnError, size_text
 
 HEAD_BYTES = 1 << 16  # read before the rest, to tell text, .npy, .npz and binary data apart
 # The first bytes of a .npy file, and of a zip archive (.npz) with members or without
@@ -122,3 +128,57 @@ def refuse_binary(data: bytes, source: str, wanted: str = EMBEDDINGS_TEXT) -> No
                 f"UTF-8: convert it with `iconv -f UTF-16LE -t UTF-8 {source}`"
             )
         raise AttnError(f"{source} is binary data, not text (it holds NUL bytes); give {wanted}")
+
+
+@dataclass
+class Opened:
+    """An input file opened for reading once: its first bytes, read before anything else
+    so binary data is recognised without reading on; `size` for a regular file (None for
+    a pipe, a device or `<(...)`, which cannot be read twice)."""
+
+    name: str
+    handle: io.BufferedIOBase
+    head: bytes
+    size: int | None
+
+    def read_all(self) -> bytes:
+        """Every byte, `head` included; at most what free memory can hold."""
+        limit = available_memory()
+        if self.size is not None:
+            check_room(self.size, limit, self.name)
+            self.handle.seek(0)
+            return self.handle.read()
+        return self.head + read_rest(self.handle, self.name, len(self.head), limit)
+
+    def seekable(self) -> tuple[io.BufferedIOBase, int]:
+        """The input as a file that can seek (a zip archive needs one), at its start,
+        and its size: a pipe is read into memory."""
+        if self.size is not None:
+            self.handle.seek(0)
+            return self.handle, self.size
+        data = self.read_all()
+        return io.BytesIO(data), len(data)
+
+
+@contextlib.contextmanager
+def open_input(name: str, wanted: str) -> Iterator[Opened]:
+    """`name` opened for reading, its first HEAD_BYTES read; or an AttnError that says
+    why it cannot be read (`wanted` names what to give instead)."""
+    if os.path.isdir(name):
+        raise AttnError(f"{name} is a directory; give {wanted}")
+    try:
+        handle = open(name, "rb")  # noqa: SIM115 (closed by the with below)
+    except FileNotFoundError:
+        raise AttnError(f"{name}: no such file; check the path") from None
+    except PermissionError:
+        raise AttnError(f"{name}: permission denied; make the file readable") from None
+    except OSError as exc:
+        raise AttnError(f"{name}: cannot read it ({exc.strerror or exc})") from None
+    with handle:
+        try:
+            status = os.fstat(handle.fileno())
+            size = status.st_size if stat.S_ISREG(status.st_mode) else None
+            head = handle.read(HEAD_BYTES)
+        except OSError as exc:
+            raise AttnError(f"{name}: cannot read it ({exc.strerror or exc})") from None
+        yield Opened(name, handle, head, size)

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import AttnError
-from .loading import TOKEN_HEADERS, Embeddings, InputFormat, is_numeric_text, looks_like_json
+from ..embeddings import Embeddings
+from ..errors import AttnError, setting
+from .text import TOKEN_HEADERS, InputFormat, is_numeric_text, looks_like_json
 
 # Inputs shorter than this go straight to the exact parser (tests lower it to 0).
 FAST_MIN_CHARS = 1 << 20
@@ -44,7 +45,7 @@ def _from_csv(text: str, source: str, delimiter: str, fmt: InputFormat) -> Embed
     if looks_like_json(text):
         raise AttnError(
             f"{source}: looks like JSON but is being read as {fmt.value.upper()}; "
-            "pass --input-format json (or give the file a .json name)"
+            f"pass {setting('input_format', 'json')} (or give the file a .json name)"
         )
     # csv refuses fields over 128 KiB by default; a long quoted token is still a token
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))

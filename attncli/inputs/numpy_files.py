@@ -20,10 +20,11 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
+from ..embeddings import Embeddings
+from ..errors import AttnError, setting, size_text
 from . import reading
-from .errors import AttnError, size_text
-from .loading import Embeddings, InputFormat, Opened, check_finite, looks_like_json
-from .reading import HEAD_BYTES
+from .reading import HEAD_BYTES, Opened
+from .text import InputFormat, check_finite, looks_like_json
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # an archive with members, an empty one
@@ -85,7 +86,7 @@ def _format(head: bytes, source: str, fmt: InputFormat | None) -> InputFormat:
         kind = "json" if looks_like_json(text) else "csv"
         raise AttnError(
             f"{source} is {kind.upper()} text, not a .{wanted} file; give it a .{kind} name "
-            f"or pass --input-format {kind}"
+            f"or pass {setting('input_format', kind)}"
         )
     raise AttnError(
         f"{source}: not a .{wanted} file (it does not start as NumPy's files do); save it "

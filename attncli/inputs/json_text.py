@@ -21,15 +21,9 @@ from typing import Any, NoReturn
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import AttnError
-from .loading import (
-    VECTOR_COMMANDS,
-    Embeddings,
-    check_finite,
-    describe,
-    is_numeric_text,
-    looks_like_json,
-)
+from ..embeddings import Embeddings
+from ..errors import AttnError, setting
+from .text import VECTOR_COMMANDS, check_finite, describe, is_numeric_text, looks_like_json
 
 _FORMS = (
     'expected {"tokens": [...], "embeddings": [[...], ...]}, '
@@ -37,7 +31,7 @@ _FORMS = (
 )
 
 
-_CSV_HINT = "; if it is CSV or TSV, pass --input-format csv or tsv"
+_CSV_HINT = f"; if it is CSV or TSV, pass {setting('input_format', 'csv')} or tsv"
 
 
 class _NonFiniteLiteralError(ValueError):

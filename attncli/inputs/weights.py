@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import AttnError
-from .json_input import parse_json
-from .loading import describe, open_input
-from .params import Projections, WeightLayout
-from .reading import NUMPY_MAGICS, decode_text, refuse_binary
+from ..errors import AttnError
+from ..params import Projections, WeightLayout
+from .json_text import parse_json
+from .reading import NUMPY_MAGICS, decode_text, open_input, refuse_binary
+from .text import describe
 
 _ROLES = ("query", "key", "value")
 _NAMES = (
@@ -107,7 +107,7 @@ def _read_entries(path: str) -> tuple[dict[str, Any], WeightLayout | None]:
     wanted = "a .json or .npz file of weights"
     with open_input(path, wanted) as opened:  # read once: `<(...)` works too
         if opened.head.startswith(NUMPY_MAGICS):  # whatever its name, JSON is text
-            from .numpy_input import read_npz
+            from .numpy_files import read_npz
 
             entries: dict[str, Any] = read_npz(opened, path)
             data = None

@@ -1,0 +1,3 @@
+"""attn's version: one place, read by the package, the command line and the build."""
+
+__version__ = "0.1.0"

@@ -130,6 +130,7 @@ class TestInput:
             ("{attn} context < /dev/null", 0),  # nothing is piped: the book's example
             ("printf '' | {attn} context", 1),  # a pipe with nothing in it: an error
             ("{attn} context < {csv}", 0),  # a redirected file is read
+            ("{attn} context < /dev/zero", 1),  # a device is read: refused as binary
         ],
     )
     def test_what_counts_as_piped_input(self, shell: str, status: int) -> None:
@@ -142,6 +143,8 @@ class TestInput:
             np.testing.assert_allclose(
                 json.loads(result.stdout)["values"], expected("all_context_vecs"), atol=1e-6
             )
+        elif "zero" in shell:
+            assert result.stderr.startswith("attn: error: <stdin> is binary data, not text")
         else:
             assert result.stderr.startswith("attn: error: stdin is empty;")
 

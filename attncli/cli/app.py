@@ -348,16 +348,30 @@ def _flag(name: str) -> str:
 
 
 def stdin_is_piped() -> bool:
-    """Whether data is being fed to stdin: a pipe, a redirected file, a socket, or a
-    stream handed over in-process. A terminal, /dev/null or a closed stdin is not; then
-    no INPUT means the built-in example."""
+    """Whether data is being fed to stdin: a pipe, a redirected file, a socket, a device
+    such as /dev/zero, or a stream handed over in-process. A terminal, /dev/null (cron,
+    CI) or a closed stdin is not; then no INPUT means the built-in example."""
     if sys.stdin is None:
         return False
     try:
-        mode = os.fstat(sys.stdin.fileno()).st_mode
+        fd = sys.stdin.fileno()
+        status = os.fstat(fd)
     except (OSError, ValueError, io.UnsupportedOperation):
         return True  # no file descriptor: a stream someone gave us to read
-    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
+    if stat.S_ISCHR(status.st_mode):
+        return not os.isatty(fd) and status.st_rdev != _null_device()
+    return (
+        stat.S_ISFIFO(status.st_mode)
+        or stat.S_ISREG(status.st_mode)
+        or stat.S_ISSOCK(status.st_mode)
+    )
+
+
+def _null_device() -> int:
+    try:
+        return os.stat(os.devnull).st_rdev
+    except OSError:
+        return -1
 
 
 def stdout_is_terminal() -> bool:

@@ -13,6 +13,7 @@ This module imports almost nothing, so that within a few milliseconds of start-u
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ..version import __version__
@@ -30,6 +31,9 @@ def run_main(argv: Sequence[str]) -> int:
     for stream in (sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    # Every number that could overflow is checked and said in one line; a Python
+    # warning on stderr would only repeat it, or worse, come without it.
+    warnings.simplefilter("ignore")
     version = list(argv) == ["--version"]
     try:
         with signals.held():  # numpy turns an interrupted import into an ImportError

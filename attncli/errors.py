@@ -41,7 +41,7 @@ SETTINGS = (
     "weights",
     "input_format",
 )
-_SETTING = re.compile(r"\{(~?)(" + "|".join(SETTINGS) + r")(?:=([^{}]*))?\}")
+_SETTING = r"\{(~?)(" + "|".join(SETTINGS) + r")(?:=([^{}]*))?\}"
 # Flags with a short spelling, for messages that list several choices tersely.
 _SHORT_FLAGS = {"mode": "-m", "query": "-q"}
 # A library user gives the weights as `projections=`, the command line as --weights FILE.
@@ -75,7 +75,7 @@ class AttnError(Exception):
 
     def __init__(self, message: str, status: ExitStatus = ExitStatus.BAD_DATA) -> None:
         self.template = message
-        self.message = _SETTING.sub(_as_parameter, message)
+        self.message = re.sub(_SETTING, _as_parameter, message)  # re caches the pattern
         super().__init__(self.message)
         self.status = status
 
@@ -86,7 +86,7 @@ class AttnError(Exception):
 
     def for_command_line(self) -> str:
         """The message with each setting named by its flag."""
-        return _SETTING.sub(_as_flag, self.template)
+        return re.sub(_SETTING, _as_flag, self.template)
 
 
 def _as_parameter(match: re.Match[str]) -> str:

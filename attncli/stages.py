@@ -17,8 +17,7 @@ Functions keep the dtype: float64 by default, float32 for torch's arithmetic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,8 +25,7 @@ from numpy.typing import NDArray
 F = TypeVar("F", bound=np.floating[Any])
 
 
-@dataclass(frozen=True)
-class Stage:
+class Stage(NamedTuple):
     """One step of attention: its name (the book's), and whether each head takes it
     on its own (from the scores to the context vectors) or all heads at once."""
 

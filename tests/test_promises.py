@@ -29,6 +29,7 @@ PROMISES: dict[str, list[str]] = {
         "test_trust_output::test_hostile_environments_never_crash_attn",
         "test_trust_output::test_hostile_locales_never_crash_attn",
         "test_trust_params::test_dropout_one_and_hostile_inputs_warn_nothing_in_a_real_process",
+        "test_trust_inputs::test_hostile_inputs_through_the_cli",
         "test_promises::test_every_error_is_one_line",
     ],
     "Nothing on stdout after an error.": [

@@ -15,7 +15,6 @@ import math
 import os
 import stat
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -141,6 +140,8 @@ def guarded(action: Callable[[], int | None], debug: bool = False) -> int:
 
 def _traceback_if(debug: bool) -> None:
     if debug:
+        import traceback  # only for a bug report: it costs start-up time
+
         traceback.print_exc()
 
 

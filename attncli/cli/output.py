@@ -6,7 +6,6 @@ write; this module is how it is written.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import io
 import os
@@ -135,14 +134,23 @@ def _write_all(handle: IO[bytes], chunk: str | bytes, path: str) -> None:
         raise AttnError(f"-o {path}: cannot write it ({exc.strerror or exc})") from None
 
 
-@dataclasses.dataclass(frozen=True)
 class Target:
-    """What `-o PATH` names, and so how it is written."""
+    """What `-o PATH` names, and so how it is written. (A plain class: a dataclass
+    costs a millisecond of every start.)"""
 
-    kind: Literal["stdout", "descriptor", "device", "file"]
-    path: str  # as the user wrote it (for messages)
-    real: str = ""  # "file": the file replaced, symbolic links followed; "device": opened
-    fd: int = -1  # "descriptor": the open file descriptor written into
+    __slots__ = ("fd", "kind", "path", "real")
+
+    def __init__(
+        self,
+        kind: Literal["stdout", "descriptor", "device", "file"],
+        path: str,  # as the user wrote it (for messages)
+        real: str = "",  # "file": the file replaced, symbolic links followed; "device": opened
+        fd: int = -1,  # "descriptor": the open file descriptor written into
+    ) -> None:
+        self.kind = kind
+        self.path = path
+        self.real = real
+        self.fd = fd
 
 
 # /dev/fd/N and /proc/self/fd/N name a descriptor attn already has open (bash's >(cmd)

@@ -11,8 +11,7 @@ import io
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..errors import AttnError, size_text
 
@@ -67,18 +66,18 @@ def available_memory() -> int | None:
     cgroup (container) limit is lower; None where neither can be read."""
     available = None
     try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
+        with open("/proc/meminfo", "rb") as meminfo:  # bytes: no codec to load
             for line in meminfo:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(b"MemAvailable:"):
                     available = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     try:
-        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit_file:
+        with open("/sys/fs/cgroup/memory.max", "rb") as limit_file:
             limit = limit_file.read().strip()
-        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as current_file:
+        with open("/sys/fs/cgroup/memory.current", "rb") as current_file:
             current = int(current_file.read().strip())
-        if limit != "max":
+        if limit != b"max":
             room = int(limit) - current
             available = room if available is None else min(available, room)
     except (OSError, ValueError):
@@ -130,8 +129,7 @@ def refuse_binary(data: bytes, source: str, wanted: str = EMBEDDINGS_TEXT) -> No
         raise AttnError(f"{source} is binary data, not text (it holds NUL bytes); give {wanted}")
 
 
-@dataclass
-class Opened:
+class Opened(NamedTuple):
     """An input file opened for reading once: its first bytes, read before anything else
     so binary data is recognised without reading on; `size` for a regular file (None for
     a pipe, a device or `<(...)`, which cannot be read twice)."""

@@ -14,8 +14,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -44,21 +43,32 @@ class OutputFormat(str, enum.Enum):
 TABLE_MAX_ROWS = 40
 
 
-@dataclass
 class Job:
     """One command's output to make: what to show and how to compute it, for a writer to
-    ask (each computes only what its format needs, once)."""
+    ask (each computes only what its format needs, once). A plain class: a dataclass
+    costs a millisecond of every start."""
 
-    command: str  # scores, weights, context, queries, keys, values or explain
-    embeddings: Embeddings
-    params: AttentionParams
-    query: int | None = None
-    projections: Projections | None = None
-    memory: int | None = None  # bytes free, for the size checks (None: not checked)
-    precision: int = 4
-    color: bool = True  # pictures in colour
-    progress: Progress | None = None  # told how streamed work goes
-    _prepared: Prepared | None = field(default=None, repr=False)
+    def __init__(
+        self,
+        command: str,  # scores, weights, context, queries, keys, values or explain
+        embeddings: Embeddings,
+        params: AttentionParams,
+        query: int | None = None,
+        projections: Projections | None = None,
+        memory: int | None = None,  # bytes free, for the size checks (None: not checked)
+        precision: int = 4,
+        color: bool = True,  # pictures in colour
+    ) -> None:
+        self.command = command
+        self.embeddings = embeddings
+        self.params = params
+        self.query = query
+        self.projections = projections
+        self.memory = memory
+        self.precision = precision
+        self.color = color
+        self.progress: Progress | None = None  # told how streamed work goes
+        self._prepared: Prepared | None = None
 
     def prepared(self) -> Prepared:
         if self._prepared is None:
@@ -117,8 +127,7 @@ class Job:
         return View(self.command, "vectors", 1, rows, labels, self.query), [matrix]
 
 
-@dataclass(frozen=True)
-class FormatSpec:
+class FormatSpec(NamedTuple):
     """One output format and everything the command line needs to know of it."""
 
     name: OutputFormat

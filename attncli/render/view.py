@@ -6,8 +6,7 @@ settings line under every table. Every output format starts from here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,8 +21,7 @@ COMMANDS = ("scores", "weights", "context", "queries", "keys", "values")
 Kind = Literal["scores", "weights", "vectors"]
 
 
-@dataclass(frozen=True)
-class View:
+class View(NamedTuple):
     """What one command shows: one matrix per head (one in all for vectors), its row and
     column labels, and, when it was computed whole, the matrices themselves. Tables,
     Markdown and pictures draw the matrices; JSON, CSV and .npy stream the same rows in

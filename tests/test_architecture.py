@@ -174,3 +174,12 @@ def test_version_loads_neither_numpy_nor_typer() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_every_package_folder_is_a_package() -> None:
+    """pyproject.toml finds attncli's packages by their __init__.py: a folder of modules
+    without one would work from the checkout and be missing from `pip install .`."""
+    for folder in [PACKAGE, *(p for p in PACKAGE.rglob("*") if p.is_dir())]:
+        if folder.name == "__pycache__" or not any(folder.glob("*.py")):
+            continue
+        assert (folder / "__init__.py").exists(), f"{folder} has modules but no __init__.py"

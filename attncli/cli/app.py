@@ -17,7 +17,6 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ..embeddings import Embeddings, book_example
 from ..errors import AttnError, ExitStatus, shown_text
@@ -30,9 +29,6 @@ from ..rng import number_text
 from ..version import __version__
 from . import output, signals
 from .options import Parsed, parse
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)

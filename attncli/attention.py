@@ -115,6 +115,8 @@ class Prepared:
                 "weights": None,
                 "parameters": 0,
                 "dtype": params.dtype.value,
+                "kv_groups": None,
+                **self._mask_settings(),
             }
         projections = self.projections
         file = projections.file if projections is not None else None
@@ -135,7 +137,17 @@ class Prepared:
             "weights": file,
             "parameters": projections.parameters if projections is not None else 0,
             "dtype": params.dtype.value,
+            "kv_groups": (
+                self.layout.kv_heads
+                if params.grouped or self.layout.kv_heads != self.heads
+                else None
+            ),
+            **self._mask_settings(),
         }
+
+    def _mask_settings(self) -> dict[str, Any]:
+        """The mask's settings beyond the mode: a window, a mask file."""
+        return {"window": self.mask.window, "mask": self.mask.source}
 
     def keep_fn(self, h: int) -> engine.KeepFn | None:
         """Head h's dropout mask for given rows, drawn in nn.Dropout's order."""
@@ -199,7 +211,11 @@ def prepare(
         dropout = DropoutStream(gen, X.shape[0], params.dropout, head_rows)
     else:
         _check_batch(params, heads, False)
-    layout = HeadLayout.for_width(int(keys.shape[1]), heads)
+    head_dim = int(queries.shape[1]) // heads
+    # fewer key/value heads than query heads: grouped-query attention
+    layout = HeadLayout(heads, head_dim, key_value_heads=int(keys.shape[1]) // head_dim)
+    if params.scale is not None:
+        scale = params.scale  # instead of 1/sqrt(head_dim)
     return Prepared(
         embeddings, params, projections, layout, params.mask, scale, queries, keys, values, dropout
     )
@@ -368,6 +384,7 @@ def context(
                     prepared.keep_fn(h),
                     prepared.keep_scale,
                     report,
+                    head=h,
                 )
             )
         heads_context = prepared.layout.join(contexts)  # H x (n, head_dim) -> (n, D)
@@ -404,7 +421,7 @@ def _blocks_of(
 ) -> Iterator[NDArray[np.floating[Any]]]:
     total = prepared.heads * len(rows)
     for h, span, _, (scores, _, used, _) in _exact_blocks(prepared, rows, kind == "weights"):
-        if limits.overflowed(scores, rows[span], prepared.mask):  # ruled out up front
+        if limits.overflowed(scores, rows[span], prepared.mask, h):  # ruled out up front
             raise _scores_error(prepared, rows)
         if progress is not None:
             progress(h * len(rows) + span.stop, total)
@@ -421,7 +438,7 @@ def check_scores_fit(prepared: Prepared, rows: NDArray[np.intp]) -> None:
         if score_bound(prepared, h, rows) < limit:
             continue
         Q, K, _ = prepared.head(h)
-        if limits.scores_overflow(Q, K, rows, prepared.mask):
+        if limits.scores_overflow(Q, K, rows, prepared.mask, h):
             raise _scores_error(prepared, rows)
 
 
@@ -460,7 +477,7 @@ def _exact_blocks(
             keep = keep_fn(part) if keep_fn is not None else None
             with np.errstate(over="ignore", invalid="ignore"):
                 results = engine.exact_rows(
-                    Q[part], K, V, prepared.scale, part, prepared.mask, keep, keep_scale
+                    Q[part], K, V, prepared.scale, part, prepared.mask, keep, keep_scale, h
                 )
             yield h, slice(start, start + len(part)), keep, results
 
@@ -519,5 +536,19 @@ def _heads_for(projections: Projections, params: AttentionParams, embeddings: Em
         raise AttnError.usage(
             f"{setting('heads', number_text(heads))} does not divide the {projections.d_out} "
             f"output dimensions of {source}; pick a head count that divides {projections.d_out}"
+        )
+    head_dim = projections.d_out // heads
+    kv_width = int(projections.W_key.shape[1])
+    kv_heads, rest = divmod(kv_width, head_dim)
+    if rest or not kv_heads or heads % kv_heads:
+        raise AttnError.usage(
+            f"{source}: W_key has {kv_width} output dimensions, W_query {projections.d_out}: with "
+            f"{setting('heads', number_text(heads))} (head_dim {head_dim}) that is not a whole "
+            f"number of key/value heads dividing {heads}; give the module's {setting('heads')}"
+        )
+    if params.kv_groups is not None and params.kv_groups != kv_heads:
+        raise AttnError.usage(
+            f"{setting('kv_groups', number_text(params.kv_groups))} contradicts {source}, whose "
+            f"W_key holds {kv_heads} key/value heads of {head_dim}; drop {setting('kv_groups')}"
         )
     return heads

@@ -63,15 +63,21 @@ def exact_rows(
     mask: Mask,
     keep: NDArray[np.bool_] | None = None,
     keep_scale: float = 1.0,
+    head: int = 0,
 ) -> tuple[NDArray[F], NDArray[F], NDArray[F], NDArray[F]]:
-    """(scores, softmax weights, weights used, context) for the query rows `rows`.
+    """(scores, softmax weights, weights used, context) for the query rows `rows` of
+    head `head`.
 
     `q` holds those rows' queries; scores are unscaled, -inf where masked; the weights
-    used are the softmax weights after dropout (`keep`, scaled by `keep_scale`)."""
+    used are the softmax weights after dropout (`keep`, scaled by `keep_scale`). A row
+    whose keys are all masked gets zero weights and a zero context vector."""
     attn_scores = stages.scores(q, K)  # (n, d) @ (d, T) -> (n, T)
     scaled = stages.scale(attn_scores, scale)
     if mask.hides_any:
-        hidden = mask.hidden(rows, 0, K.shape[0])  # (n, T)
+        bias = mask.bias_for(rows, 0, K.shape[0], head)  # (n, T) or None
+        if bias is not None:
+            scaled = stages.add_mask(scaled, bias)
+        hidden = mask.hidden(rows, 0, K.shape[0], head)  # (n, T)
         scaled = stages.mask(scaled, hidden)
         attn_scores = stages.mask(attn_scores, hidden)  # as `attn scores` shows them
     weights = stages.softmax(scaled)  # (n, T)
@@ -91,8 +97,10 @@ def fast_context(
     keep_scale: float = 1.0,
     progress: Callable[[int], None] | None = None,
     budget: int | None = None,
+    head: int = 0,
 ) -> NDArray[F]:
-    """The context vectors of the query rows `rows` (sorted), `Q` holding their queries.
+    """The context vectors of the query rows `rows` (sorted), `Q` holding their queries,
+    for head `head` (which only a per-head mask file tells apart).
 
     Rows go in blocks; with `keep` (dropout) each block's mask is asked for in order,
     so a seeded stream is consumed as nn.Dropout would consume it. `progress` hears
@@ -100,9 +108,11 @@ def fast_context(
     dtype = Q.dtype.type
     n, d = Q.shape
     T = K.shape[0]
-    out = np.empty((n, d), dtype=Q.dtype)
+    out = np.empty((n, V.shape[1]), dtype=Q.dtype)
     if n == 0:
         return out
+    if not mask.banded:  # a mask file: a (T_q, T_k) array is small; go the exact way
+        return _exact_context(Q, K, V, scale, rows, mask, keep, keep_scale, progress, head, out)
     budget = BLOCK_BUDGET if budget is None else budget
     with np.errstate(over="ignore", invalid="ignore"):
         k_max = float(np.max(np.linalg.norm(K, axis=1)))  # for the shift bound
@@ -176,8 +186,37 @@ def fast_context(
                     mask,
                     row_keep,
                     keep_scale,
+                    head,
                 )
             out[start + i] = context[0]
+        if progress is not None:
+            progress(stop)
+    return out
+
+
+def _exact_context(
+    Q: NDArray[F],
+    K: NDArray[F],
+    V: NDArray[F],
+    scale: float,
+    rows: NDArray[np.intp],
+    mask: Mask,
+    keep: KeepFn | None,
+    keep_scale: float,
+    progress: Callable[[int], None] | None,
+    head: int,
+    out: NDArray[F],
+) -> NDArray[F]:
+    """fast_context's result by exact_rows, block by block."""
+    block = block_rows(K.shape[0], 4 * Q.dtype.itemsize, dropout=keep is not None)
+    for start in range(0, len(rows), block):
+        stop = min(len(rows), start + block)
+        part = rows[start:stop]
+        block_keep = keep(part) if keep is not None else None
+        with np.errstate(over="ignore", invalid="ignore"):
+            *_, out[start:stop] = exact_rows(
+                Q[start:stop], K, V, scale, part, mask, block_keep, keep_scale, head
+            )
         if progress is not None:
             progress(stop)
     return out

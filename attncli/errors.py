@@ -40,6 +40,12 @@ SETTINGS = (
     "dtype",
     "weights",
     "input_format",
+    "kv_groups",
+    "window",
+    "scale",
+    "mask",
+    "qkv",
+    "kv",
 )
 _SETTING = r"\{(~?)(" + "|".join(SETTINGS) + r")(?:=([^{}]*))?\}"
 # Flags with a short spelling, for messages that list several choices tersely.

@@ -32,6 +32,7 @@ class HeadSteps:
     scores: NDArray[np.floating[Any]]  # (T,) q · k_j, unscaled, before the mask
     scaled: NDArray[np.floating[Any]]  # (T,) scores * scale, -inf where masked
     masked: NDArray[np.bool_]  # (T,)
+    added: NDArray[np.floating[Any]] | None  # (T,) what a float mask file adds, or None
     shifted: NDArray[np.floating[Any]]  # (T,) scaled - max: what exp() sees
     exps: NDArray[np.floating[Any]]  # (T,)
     total: float  # sum of exps
@@ -63,13 +64,19 @@ def walkthrough(result: AttentionResult) -> Walkthrough:
     keys = layout.split(result.keys)  # (T, D) -> (H_kv, T, d)
     values = layout.split(result.values)  # (T, D) -> (H_kv, T, d)
     contexts = layout.split(result.heads_context)[:, 0]  # (1, D) -> (H, d)
-    hidden = result.mask.hidden(np.array([query_index]), 0, len(result.tokens))[0]  # (T,)
+    row, n_keys = np.array([query_index]), keys.shape[1]
     heads = []
     for h in range(layout.heads):
         g = layout.kv_head(h)
+        hidden = result.mask.hidden(row, 0, n_keys, h)[0]  # (T,)
+        bias = result.mask.bias_for(row, 0, n_keys, h)  # (1, T) or None
         attn_scores = stages.scores(queries[h], keys[g])[0]  # (1, d) @ (d, T) -> (T,)
-        masked = stages.mask(stages.scale(attn_scores, result.scale), hidden)
-        shifted = masked - masked.max()
+        scaled = stages.scale(attn_scores, result.scale)
+        if bias is not None:
+            scaled = stages.add_mask(scaled, bias[0])
+        masked = stages.mask(scaled, hidden)
+        top = masked.max()
+        shifted = masked - (top if np.isfinite(top) else 0)  # every key masked: exps all 0
         exps = np.exp(shifted)
         keep = None if result.dropout_keep is None else result.dropout_keep[h, 0]
         heads.append(
@@ -80,6 +87,7 @@ def walkthrough(result: AttentionResult) -> Walkthrough:
                 scores=attn_scores,
                 scaled=masked,
                 masked=hidden,
+                added=None if bias is None else bias[0],
                 shifted=shifted,
                 exps=exps,
                 total=float(exps.sum()),
@@ -158,15 +166,28 @@ def _scale(walk: Walkthrough) -> dict[str, Any]:
 
 
 def _mask(walk: Walkthrough) -> dict[str, Any]:
-    if not walk.result.mask.hides_any:
+    mask = walk.result.mask
+    if not mask.hides_any:
         return {}
-    return {"masked": _numbers(walk.heads[0].masked)}
+    step: dict[str, Any] = {
+        "masked": _per_head(walk, lambda head: _numbers(head.masked))
+        if mask.per_head
+        else _numbers(walk.heads[0].masked)
+    }
+    if mask.bias is not None:  # a float mask file: added before the masking
+        step["added"] = _per_head(walk, lambda head: _numbers(_required(head.added)))
+    return step
+
+
+def _required(values: NDArray[Any] | None) -> NDArray[Any]:
+    assert values is not None  # a float mask gives every head its addition
+    return values
 
 
 def _softmax(walk: Walkthrough) -> dict[str, Any]:
     return {
         "softmax": {
-            "max": _per_head(walk, lambda head: float(np.max(head.scaled))),
+            "max": _per_head(walk, lambda head: _numbers(np.max(head.scaled))),
             "exp": _per_head(walk, lambda head: _numbers(head.exps)),
             "sum": _per_head(walk, lambda head: head.total),
         },

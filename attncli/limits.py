@@ -149,7 +149,9 @@ def max_norm(matrix: NDArray[Any]) -> float:
         return math.inf
 
 
-def scores_overflow(Q: NDArray[Any], K: NDArray[Any], rows: NDArray[np.intp], mask: Mask) -> bool:
+def scores_overflow(
+    Q: NDArray[Any], K: NDArray[Any], rows: NDArray[np.intp], mask: Mask, head: int = 0
+) -> bool:
     """Whether a score of the query rows `rows` (Q holding every token's queries, (T,
     d)) that the mask keeps overflows: computed exactly, in blocks, and only checked."""
     block = engine.block_rows(K.shape[0], K.dtype.itemsize)
@@ -157,17 +159,23 @@ def scores_overflow(Q: NDArray[Any], K: NDArray[Any], rows: NDArray[np.intp], ma
         part = rows[start : start + block]
         with np.errstate(over="ignore", invalid="ignore"):
             scores = stages.scores(Q[part], K)  # (b, d) @ (d, T) -> (b, T)
-        if overflowed(scores, part, mask):
+        if overflowed(scores, part, mask, head):
             return True
     return False
 
 
-def overflowed(scores: NDArray[Any], rows: NDArray[np.intp], mask: Mask) -> bool:
-    """Whether a score, (n, T) or (H, n, T), that the mask keeps is not finite: -inf
-    is a masked score only where the mask put it."""
+def overflowed(
+    scores: NDArray[Any], rows: NDArray[np.intp], mask: Mask, head: int | None = None
+) -> bool:
+    """Whether a score, (n, T) of head `head` or (H, n, T) of every head, that the mask
+    keeps is not finite: -inf is a masked score only where the mask put it."""
     bad = ~np.isfinite(scores)
     if mask.hides_any and bad.any():
-        bad &= ~mask.hidden(rows, 0, scores.shape[-1])  # (n, T), broadcast over heads
+        n_keys = scores.shape[-1]
+        if head is not None:
+            bad &= ~mask.hidden(rows, 0, n_keys, head)  # (n, T)
+        else:
+            bad &= ~mask.hidden_heads(rows, 0, n_keys, scores.shape[0])  # (H or 1, n, T)
     return bool(bad.any())
 
 

@@ -15,7 +15,9 @@ the book's modules draw them, or given): what attention.prepare starts from.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -70,6 +72,14 @@ class AttentionParams:
     # wrapper's heads (see attention.dropout_stream).
     batch: int = 1
     dtype: DType = DType.FLOAT64
+    # Grouped-query attention (the book's ch04/04_gqa GroupedQueryAttention): this many
+    # key/value heads, each shared by heads / kv_groups consecutive query heads; None:
+    # one per query head.
+    kv_groups: int | None = None
+    # Sliding-window attention (ch04/06_swa), causal: query i sees keys i - W < j <= i.
+    window: int | None = None
+    # The factor on the scores; None: 1/sqrt(head_dim) (1 in plain mode).
+    scale: float | None = None
 
     def __post_init__(self) -> None:
         # Accept the plain strings a library user types: AttentionParams(mode="causal").
@@ -85,7 +95,12 @@ class AttentionParams:
     @property
     def mask(self) -> Mask:
         """The keys each query may not see: the one place a mask is made from settings."""
-        return Mask.for_mode(causal=self.mode is Mode.CAUSAL)
+        return Mask.for_mode(causal=self.mode is Mode.CAUSAL, window=self.window)
+
+    @property
+    def grouped(self) -> bool:
+        """Whether the module is the book's GroupedQueryAttention (kv_groups given)."""
+        return self.kv_groups is not None
 
 
 @dataclass(frozen=True)
@@ -157,6 +172,7 @@ def check_params(params: AttentionParams, from_file: bool = False) -> None:
             f"{setting('heads', number_text(params.heads))} is too small: attention needs a "
             f"head; give {setting('heads', 1)} or more"
         )
+    _check_variants(params)
     if not 0.0 <= params.dropout <= 1.0:
         raise AttnError.usage(
             f"{setting('dropout', params.dropout)} is not a probability; give a value from 0 to 1"
@@ -176,35 +192,77 @@ def check_params(params: AttentionParams, from_file: bool = False) -> None:
         check_seed(params.dropout_seed, "dropout_seed")
 
 
+def _check_variants(params: AttentionParams) -> None:
+    """The settings of the book's later attention modules: grouped-query heads, a
+    sliding window, a scale."""
+    groups = params.kv_groups
+    if groups is not None:
+        heads = number_text(params.heads)
+        if not params.projected:
+            raise AttnError.usage(
+                f"{setting('kv_groups', number_text(groups))} needs key and value projections; "
+                f"add {setting('mode', 'causal')} (or trainable)"
+            )
+        if params.wrapper:
+            raise AttnError.usage(
+                f"{setting('kv_groups')} and {setting('wrapper')} are different modules: "
+                "GroupedQueryAttention splits one projection into heads; drop one"
+            )
+        if groups < 1 or groups > params.heads or params.heads % groups:
+            fits = ", ".join(str(g) for g in range(1, params.heads + 1) if params.heads % g == 0)
+            raise AttnError.usage(
+                f"{setting('kv_groups', number_text(groups))} does not divide "
+                f"{setting('heads', heads)}: each key/value head serves heads / kv_groups query "
+                f"heads; give one of {fits} (1 is multi-query attention)"
+            )
+    if params.window is not None:
+        if params.mode is not Mode.CAUSAL:
+            raise AttnError.usage(
+                f"{setting('window', number_text(params.window))} is a causal sliding window "
+                f"(query i sees keys i-W < j ≤ i); add {setting('mode', 'causal')}"
+            )
+        if params.window < 1:
+            raise AttnError.usage(
+                f"{setting('window', number_text(params.window))} is too small: a window holds "
+                f"at least the query's own key; give {setting('window', 1)} or more"
+            )
+    if params.scale is not None and not (math.isfinite(params.scale) and params.scale > 0):
+        raise AttnError.usage(
+            f"{setting('scale', params.scale)} is not a scale; give a positive number (the "
+            "default is 1/√head_dim)"
+        )
+
+
 def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, TorchGenerator]:
     """W_query, W_key, W_value (and out_proj) drawn from one seeded stream in the order
     the book's modules draw them; returns the stream too, for the dropout draws that
     follow in a forward pass."""
     gen = TorchGenerator(params.seed)
     linear = params.init is Init.LINEAR
-    groups = params.heads if params.wrapper else 1  # modules drawn one after another
-    width = params.d_out  # each module's d_out: a wrapper's heads have d_out each
-    drawn: list[tuple[NDArray[np.float64], NDArray[np.float64] | None]] = []
-    for _ in range(groups):
-        for _ in ("W_query", "W_key", "W_value"):
-            if linear:
-                weight, bias = gen.linear(d_in, width, params.qkv_bias)  # (width, d_in)
-                drawn.append((weight.T.astype(np.float64), _f64(bias)))  # -> (d_in, width)
-            else:
-                drawn.append((gen.rand(d_in, width).astype(np.float64), None))  # (d_in, width)
-    # drawn[g * 3 + k]: module g's query (k=0), key (1), value (2); heads side by side
+    drawn: dict[str, list[tuple[NDArray[np.float64], NDArray[np.float64] | None]]] = {
+        "W_query": [],
+        "W_key": [],
+        "W_value": [],
+    }
+    for name, width in draw_order(params):
+        if linear:
+            weight, bias = gen.linear(d_in, width, params.qkv_bias)  # (width, d_in)
+            drawn[name].append((weight.T.astype(np.float64), _f64(bias)))  # -> (d_in, width)
+        else:
+            drawn[name].append((gen.rand(d_in, width).astype(np.float64), None))  # (d_in, width)
+    # a wrapper's modules side by side: (d_in, heads * d_out)
     W_query, W_key, W_value = (
-        np.concatenate([drawn[g * 3 + k][0] for g in range(groups)], axis=1) for k in range(3)
-    )  # each (d_in, groups * width)
+        np.concatenate([weight for weight, _ in drawn[name]], axis=1)
+        for name in ("W_query", "W_key", "W_value")
+    )
     b_query, b_key, b_value = (
-        np.concatenate([_required(drawn[g * 3 + k][1]) for g in range(groups)])
-        if params.qkv_bias
-        else None
-        for k in range(3)
+        np.concatenate([_required(bias) for _, bias in drawn[name]]) if params.qkv_bias else None
+        for name in ("W_query", "W_key", "W_value")
     )
     W_out = b_out = None
-    if params.heads > 1 and not params.wrapper:
-        weight, bias = gen.linear(params.d_out, params.d_out, True)  # out_proj, (D, D)
+    if params.grouped or (params.heads > 1 and not params.wrapper):
+        # MultiHeadAttention's out_proj has a bias, GroupedQueryAttention's not
+        weight, bias = gen.linear(params.d_out, params.d_out, not params.grouped)  # (D, D)
         W_out, b_out = weight.T.astype(np.float64), _f64(bias)
     projections = Projections(
         W_query,
@@ -220,10 +278,30 @@ def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, T
     return projections, gen
 
 
+def draw_order(params: AttentionParams) -> list[tuple[str, int]]:
+    """The projections (name, output width) in the order the module constructs them.
+
+    >>> draw_order(AttentionParams(d_out=4, heads=2, wrapper=True))[:4]
+    [('W_query', 4), ('W_key', 4), ('W_value', 4), ('W_query', 4)]
+    >>> draw_order(AttentionParams(mode="causal", d_out=4, heads=4, kv_groups=2))
+    [('W_key', 2), ('W_value', 2), ('W_query', 4)]
+    """
+    if params.grouped:  # GroupedQueryAttention: the narrower key and value first
+        kv_width = _required(params.kv_groups) * (params.d_out // params.heads)
+        return [("W_key", kv_width), ("W_value", kv_width), ("W_query", params.d_out)]
+    modules = params.heads if params.wrapper else 1  # a wrapper's modules one after another
+    return [
+        (name, params.d_out) for _ in range(modules) for name in ("W_query", "W_key", "W_value")
+    ]
+
+
 def _f64(array: NDArray[np.float32] | None) -> NDArray[np.float64] | None:
     return None if array is None else array.astype(np.float64)
 
 
-def _required(array: NDArray[np.float64] | None) -> NDArray[np.float64]:
-    assert array is not None  # drawn whenever qkv_bias is set
-    return array
+T = TypeVar("T")
+
+
+def _required(value: T | None) -> T:
+    assert value is not None  # drawn whenever qkv_bias is set; kv_groups when grouped
+    return value

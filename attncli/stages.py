@@ -72,6 +72,13 @@ def scale(attn_scores: NDArray[F], factor: float) -> NDArray[F]:
     return cast("NDArray[F]", attn_scores * factor)
 
 
+def add_mask(scaled: NDArray[F], bias: NDArray[Any]) -> NDArray[F]:
+    """A float mask added to the scaled scores, as torch's scaled_dot_product_attention
+    adds a float `attn_mask` (its -inf entries are hidden by `mask`)."""
+    added: NDArray[F] = scaled + bias.astype(scaled.dtype, copy=False)
+    return added
+
+
 def mask(attn_scores: NDArray[F], hidden: NDArray[np.bool_]) -> NDArray[F]:
     """The book's `attn_scores.masked_fill(hidden, -inf)`."""
     masked: NDArray[F] = np.where(hidden, attn_scores.dtype.type(-np.inf), attn_scores)
@@ -82,17 +89,26 @@ def softmax(x: NDArray[F]) -> NDArray[F]:
     """Row-wise softmax over the last axis, exact and overflow-free.
 
     Subtracting the row maximum changes nothing mathematically (the factor cancels)
-    but keeps exp() from overflowing; -inf entries become exactly 0. Every row needs
-    at least one finite entry (a causal row always keeps its own token).
+    but keeps exp() from overflowing; -inf entries become exactly 0. A row whose
+    entries are all -inf (every key masked) gets zero weights, as torch's
+    scaled_dot_product_attention and ONNX's Attention give (a plain softmax: NaN).
 
     >>> softmax(np.array([[1.0, 1.0], [0.0, -np.inf]])).tolist()
     [[0.5, 0.5], [1.0, 0.0]]
     >>> softmax(scale(np.array([[0.0, np.log(9.0)]]), 0.5)).round(4).tolist()
     [[0.25, 0.75]]
+    >>> softmax(np.array([[-np.inf, -np.inf]])).tolist()
+    [[0.0, 0.0]]
     """
-    shifted = x - np.max(x, axis=-1, keepdims=True)
-    exps = np.exp(shifted)
-    weights: NDArray[F] = exps / np.sum(exps, axis=-1, keepdims=True)
+    row_max = np.max(x, axis=-1, keepdims=True)
+    empty = row_max == -np.inf  # rows with every entry masked
+    if empty.any():
+        row_max = np.where(empty, 0, row_max)  # exp(-inf - 0) = 0: no NaN from -inf - -inf
+    exps = np.exp(x - row_max)
+    sums = np.sum(exps, axis=-1, keepdims=True)
+    if empty.any():
+        sums = np.where(empty, 1, sums)  # 0 / 1: the empty rows' weights are 0
+    weights: NDArray[F] = exps / sums
     return weights
 
 

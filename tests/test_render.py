@@ -61,6 +61,9 @@ def test_json_has_the_documented_keys_and_full_precision() -> None:
         "weights": None,
         "parameters": 0,
         "dtype": "float64",
+        "kv_groups": None,
+        "window": None,
+        "mask": None,
     }
 
 
@@ -86,6 +89,9 @@ def test_json_for_a_query_is_that_row() -> None:
         "weights": None,
         "parameters": 18,
         "dtype": "float64",
+        "kv_groups": None,
+        "window": None,
+        "mask": None,
     }
 
 

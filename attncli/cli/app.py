@@ -62,6 +62,9 @@ def request_from(parsed: Parsed) -> Request:
         dropout_seed=values["dropout_seed"],
         batch=values["batch"],
         dtype=DType(values["dtype"]),
+        kv_groups=values["kv_groups"],
+        window=values["window"],
+        scale=values["scale"],
     )
     return Request(
         command=parsed.command,
@@ -337,6 +340,8 @@ _WEIGHT_FLAGS = (
     "dropout_seed",
     "batch",
     "weights",
+    "kv_groups",
+    "window",
 )
 
 

@@ -75,6 +75,7 @@ Kind = Literal["text", "int", "float", "flag", "switch", "choice"]
 INPUT_PANEL = "Input"
 ATTENTION_PANEL = "Attention"
 OUTPUT_PANEL = "Output"
+BEYOND_PANEL = "Beyond chapter 3"
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,42 @@ FLAGS: tuple[Flag, ...] = (
         "Arithmetic: float64, or float32 as the book's torch code computes (half the memory).",
         ATTENTION_PANEL,
         choices=DType,
+    ),
+    Flag(
+        "kv_groups",
+        ("--kv-groups",),
+        "int",
+        None,
+        "Grouped-query attention (the book's ch04/04_gqa GroupedQueryAttention): G key/value "
+        "heads, each shared by H/G consecutive query heads (repeat_interleave); G = 1 is "
+        "multi-query attention. G counts key/value heads, as the class's num_kv_groups (the "
+        "book's memory estimators' --n_kv_groups is the group size H/G). Draws W_key, "
+        "W_value, W_query, then out_proj without bias.",
+        BEYOND_PANEL,
+        metavar="G",
+        show_default=False,
+    ),
+    Flag(
+        "window",
+        ("--window",),
+        "int",
+        None,
+        "Sliding-window attention (ch04/06_swa), with --mode causal: query i sees the W keys "
+        "i-W < j <= i, itself included (Gemma 3's and Hugging Face's convention).",
+        BEYOND_PANEL,
+        metavar="W",
+        show_default=False,
+    ),
+    Flag(
+        "scale",
+        ("--scale",),
+        "float",
+        None,
+        "Multiply the scores by S before the softmax, instead of 1/sqrt(head_dim) (1 in "
+        "plain mode).",
+        BEYOND_PANEL,
+        metavar="S",
+        show_default=False,
     ),
     Flag(
         "format",

@@ -169,15 +169,27 @@ def _module(
             return None
         array = found[name]
         if array.shape != shape:
+            grouped = f", key/value width {kv_width}" if kv_width != d_out else ""
             raise AttnError(
                 f"{path}: {prefix}{name} has shape {array.shape}; expected {shape} "
-                f"({layout.value} layout, d_in = {d_in}, d_out = {d_out})"
+                f"({layout.value} layout, d_in = {d_in}, d_out = {d_out}{grouped})"
             )
         is_weight = name.startswith("W_")
         return array.T if is_weight and layout is WeightLayout.LINEAR else array
 
-    weights = {f"W_{r}": applied(f"W_{r}", stored_shape) for r in _ROLES}
-    biases = {f"b_{r}": applied(f"b_{r}", (d_out,)) for r in _ROLES}
+    # Grouped-query attention's W_key and W_value are narrower than W_query: their
+    # width (kv_width) is the key/value heads' columns; attention.prepare checks it
+    # against the head count.
+    W_key = found["W_key"]
+    kv_width = d_out
+    if W_key.ndim == 2 and W_key.shape != stored_shape:
+        kv_width = W_key.shape[0] if layout is WeightLayout.LINEAR else W_key.shape[1]
+    kv_shape = (kv_width, d_in) if layout is WeightLayout.LINEAR else (d_in, kv_width)
+    widths = {"query": d_out, "key": kv_width, "value": kv_width}
+    weights = {
+        f"W_{r}": applied(f"W_{r}", stored_shape if r == "query" else kv_shape) for r in _ROLES
+    }
+    biases = {f"b_{r}": applied(f"b_{r}", (widths[r],)) for r in _ROLES}
     W_out = applied("W_out", (d_out, d_out))
     b_out = applied("b_out", (d_out,))
     if b_out is not None and W_out is None:

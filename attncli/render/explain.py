@@ -112,19 +112,29 @@ def _projections(drawing: _Drawing, h: int) -> None:
         )
         return
     d_in, D = projections.d_in, projections.d_out
+    linear = projections.layout is WeightLayout.LINEAR
+
+    def drawn(width: int) -> str:
+        return f"nn.Linear({d_in}, {width})" if linear else f"torch.rand({d_in}, {width})"
+
+    kv_width = int(projections.W_key.shape[1])
     if projections.file:
         origin = f"read from {shown_text(projections.file)}"
-    else:
-        drawn = (
-            f"nn.Linear({d_in}, {D})"
-            if projections.layout is WeightLayout.LINEAR
-            else f"torch.rand({d_in}, {D})"
+    elif kv_width != D or result.params.grouped:  # GroupedQueryAttention's order
+        origin = (
+            f"W_key and W_value {drawn(kv_width)}, then W_query {drawn(D)}, after "
+            f"torch.manual_seed({result.params.seed}) (GroupedQueryAttention's order)"
         )
-        origin = f"three {drawn} after torch.manual_seed({result.params.seed})"
-    if projections.layout is WeightLayout.LINEAR:
+    else:
+        origin = f"three {drawn(D)} after torch.manual_seed({result.params.seed})"
+    if linear:
         how = f"each stored as nn.Linear's ({D}, {d_in}) weight and applied as X @ W.T"
+        if kv_width != D:
+            how = f"each stored as nn.Linear's (width, {d_in}) weight and applied as X @ W.T"
     else:
         how = f"each ({d_in}, {D}), applied as X @ W"
+        if kv_width != D:
+            how = f"each ({d_in}, width), applied as X @ W"
     tables: list[RenderableType] = []
     for name in ("W_query", "W_key", "W_value"):
         matrix = getattr(projections, name)
@@ -155,13 +165,21 @@ def _head_banner(drawing: _Drawing, h: int) -> None:
         return
     layout, head = drawing.walk.result.layout, drawing.walk.heads[h]
     columns = layout.columns(h)
-    drawing.parts.append(
-        Text(
+    if layout.kv_heads == layout.heads:
+        text = (
             f"Head {h} of {layout.heads}: dimensions {columns.start + 1} to {columns.stop} of "
-            f"the query, keys and values (q = {drawing.fmt.vector(head.query)})",
-            style="bold",
+            f"the query, keys and values (q = {drawing.fmt.vector(head.query)})"
         )
-    )
+    else:  # grouped-query attention: key/value heads shared by consecutive query heads
+        g, kv_columns = layout.kv_head(h), layout.kv_columns(h)
+        sharing = [q for q in range(layout.heads) if layout.kv_head(q) == g]
+        text = (
+            f"Head {h} of {layout.heads}: dimensions {columns.start + 1} to {columns.stop} of "
+            f"the query (q = {drawing.fmt.vector(head.query)}); keys and values of key/value "
+            f"head {g} of {layout.kv_heads} (their dimensions {kv_columns.start + 1} to "
+            f"{kv_columns.stop}), shared by query heads {', '.join(map(str, sharing))}"
+        )
+    drawing.parts.append(Text(text, style="bold"))
 
 
 def _scores(drawing: _Drawing, h: int) -> None:
@@ -175,14 +193,18 @@ def _scores(drawing: _Drawing, h: int) -> None:
 
 def _scale(drawing: _Drawing, h: int) -> None:
     result, fmt = drawing.walk.result, drawing.fmt
-    if not result.params.projected:
+    given = result.params.scale is not None
+    if not result.params.projected and not given:
         return  # section 3.3 does not scale
+    why = (
+        "Dividing by √d_k keeps the scores' spread independent of the dimension, so the "
+        "softmax does not saturate (book 3.4.1)."
+    )
+    if given:
+        why = f"The scale given (--scale) replaces 1/√d_k = {fmt(result.head_dim**-0.5)}."
     drawing.panel(
-        f"{drawing.label(h)}Scaling by 1/√d_k",
-        Text(
-            "Dividing by √d_k keeps the scores' spread independent of the "
-            "dimension, so the softmax does not saturate (book 3.4.1)."
-        ),
+        f"{drawing.label(h)}Scaling by {fmt(result.scale) if given else '1/√d_k'}",
+        Text(why),
         _two_column(
             drawing.tokens,
             [
@@ -191,7 +213,7 @@ def _scale(drawing: _Drawing, h: int) -> None:
             ],
             drawing.walk.query_index,
         ),
-        detail=f" = 1/√{result.head_dim} = {fmt(result.scale)}",
+        detail="" if given else f" = 1/√{result.head_dim} = {fmt(result.scale)}",
     )
 
 
@@ -203,14 +225,53 @@ def _mask(drawing: _Drawing, h: int) -> None:
     names = ", ".join(f"'{t}'" for t in hidden[:MAX_ROWS]) + (
         " …" if len(hidden) > MAX_ROWS else ""
     )
-    drawing.panel(
-        f"{drawing.label(h)}Causal mask",
-        Text(
-            f"A token may not look ahead: the keys after {drawing.token} (j > "
-            f"{walk.query_index}) get the score -inf, so their weight will be exactly 0 "
-            f"(book 3.5.1). Masked: {names or 'none (the query is the last token)'}."
-        ),
+    mask, i = walk.result.mask, walk.query_index
+    if mask.window is not None:
+        title = f"Sliding-window mask (W = {mask.window})"
+        why = (
+            f"A token sees only the {mask.window} latest keys, itself included (i-W < j ≤ i, "
+            f"as ch04/06_swa and Gemma 3): the keys after {drawing.token} and those "
+            f"{mask.window} or more before it get the score -inf, so their weight will be "
+            "exactly 0."
+        )
+    elif mask.causal:
+        title = "Causal mask"
+        why = (
+            f"A token may not look ahead: the keys after {drawing.token} (j > {i}) get the "
+            "score -inf, so their weight will be exactly 0 (book 3.5.1)."
+        )
+    else:
+        title, why = "Mask", ""
+    if mask.source is not None:
+        added = walk.heads[h].added
+        title = f"{title} and mask file" if mask.causal else "Mask file"
+        why += (
+            f"{' ' if why else ''}{shown_text(mask.source)} hides the keys it marks False "
+            "(or -inf): they get the score -inf too"
+            + ("; its other values are added to the scaled scores." if added is not None else ".")
+        )
+        if added is not None:
+            why += " Added: " + fmt_list(drawing, added)
+    nothing = (
+        "none (the query is the last token)" if mask.causal and mask.window is None else "none"
     )
+    drawing.panel(f"{drawing.label(h)}{title}", Text(f"{why} Masked: {names or nothing}."))
+    if not walk.heads[h].masked.all():
+        return
+    drawing.parts.append(
+        Text(
+            f"Every key is masked for {drawing.token}: its weights are 0 and its context "
+            "vector is zero, as torch's scaled_dot_product_attention gives (a plain softmax "
+            "would give NaN).",
+            style="bold",
+        )
+    )
+
+
+def fmt_list(drawing: _Drawing, values: NDArray[Any]) -> str:
+    """A few numbers with their key tokens: 'Your' +0.5, 'journey' -1.0, …"""
+    shown = [f"'{t}' {drawing.fmt(float(v))}" for t, v in zip(drawing.tokens, values, strict=True)]
+    return ", ".join(shown[:MAX_ROWS]) + (" …" if len(shown) > MAX_ROWS else "") + "."
 
 
 def _softmax(drawing: _Drawing, h: int) -> None:

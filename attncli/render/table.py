@@ -242,7 +242,7 @@ def _head_table(
     values = shown.matrices[head]  # (n, m)
     n_rows = values.shape[0]
     fractions = heat_fraction(shown)[head]
-    masked = hidden_cells(result, shown)  # (n, m)
+    masked = hidden_cells(result, shown, head)  # (n, m)
     dropped = None
     if shown.kind == "weights" and result.dropout_keep is not None:
         dropped = ~result.dropout_keep[head] & ~masked

@@ -107,37 +107,61 @@ def settings_line(result: AttentionResult) -> str:
     parts = [f"d_in={settings['d_in']}"]
     if params.projected:
         parts.append(f"d_out={settings['d_out']}")
-        if result.heads > 1:
+        if result.heads > 1 or settings["kv_groups"] is not None:
             kind = "wrapper of " if settings["wrapper"] else ""
             parts.append(f"{kind}{result.heads} heads of {result.head_dim}")
+        if settings["kv_groups"] is not None:
+            parts.append(_groups_text(result))
         if settings["weights"]:
             parts.append(f"weights={shown_text(settings['weights'])}")
         else:
             parts += [f"init={settings['init']}", f"seed={params.seed}"]
         if settings["qkv_bias"]:
             parts.append("qkv_bias")
-        parts.append(f"scale=1/√{result.head_dim}={result.scale:.4g}")
+        if params.scale is None:
+            parts.append(f"scale=1/√{result.head_dim}={result.scale:.4g}")
         if params.batch > 1:
             parts.append(f"batch item 0 of {params.batch}")
     else:
-        parts.append("inputs as queries, keys, values; no scaling")
+        scaling = "" if params.scale is not None else "; no scaling"
+        parts.append(f"inputs as queries, keys, values{scaling}")
+    if params.scale is not None:
+        parts.append(f"scale={result.scale:.4g} (given)")
     return " · ".join(parts)
 
 
-def hidden_cells(result: AttentionResult, shown: View) -> NDArray[np.bool_]:
-    """(n, m): the cells of scores or weights that the mask hides (none for vectors):
-    -inf scores, and weights that are 0 by construction, not by chance."""
+def _groups_text(result: AttentionResult) -> str:
+    """Which query heads share each key/value head, in one phrase.
+
+    'grouped-query: 2 key/value heads, for query heads 0-1, 2-3'
+    """
+    layout = result.layout
+    size = layout.group_size
+    spans = [
+        f"{g * size}-{g * size + size - 1}" if size > 1 else str(g) for g in range(layout.kv_heads)
+    ]
+    shown = spans if len(spans) <= 8 else [*spans[:3], "…", spans[-1]]
+    kind = "multi-query" if layout.kv_heads == 1 else "grouped-query"
+    plural = "s" if layout.kv_heads > 1 else ""
+    return f"{kind}: {layout.kv_heads} key/value head{plural}, for query heads {', '.join(shown)}"
+
+
+def hidden_cells(result: AttentionResult, shown: View, head: int = 0) -> NDArray[np.bool_]:
+    """(n, m): the cells of head `head`'s scores or weights that the mask hides (none
+    for vectors): -inf scores, and weights that are 0 by construction, not by chance."""
     n_cols = shown.matrices.shape[2]
     if shown.kind == "vectors" or not result.mask.hides_any:
         return np.zeros((len(result.rows), n_cols), dtype=bool)
-    return result.mask.hidden(result.rows, 0, n_cols)
+    return result.mask.hidden(result.rows, 0, n_cols, head)
 
 
 def masked_cells(result: AttentionResult, shown: View) -> NDArray[np.bool_] | None:
     """(H, n, m): cells that are masked or dropped rather than computed, if any."""
     if shown.kind == "vectors":
         return None
-    masked = np.broadcast_to(hidden_cells(result, shown), shown.matrices.shape)
+    masked = np.stack(
+        [hidden_cells(result, shown, h) for h in range(shown.matrices.shape[0])]
+    )  # (H, n, m)
     if shown.kind == "weights" and result.dropout_keep is not None:
         masked = masked | ~result.dropout_keep
     return masked if masked.any() else None

@@ -602,8 +602,8 @@ def main():
             "enable_gqa": gqa,
             "mask": mask_desc,
             "call": {k: (v if isinstance(v, (bool, float)) else mask_desc) for k, v in kw.items()},
-            # null where the cell is masked, and across a row with every cell masked
-            "attn_weights": nested(torch.where(torch.isinf(s) | torch.isnan(w), -math.inf, w)),
+            # 0.0 where the cell is masked; null across a row with every cell masked (NaN)
+            "attn_weights": nested(torch.where(torch.isnan(w), -math.inf, w)),
             "output": nested(out),
             "max_abs_diff_weights_at_v": diff,
         }
@@ -934,7 +934,9 @@ def main():
         "conventions": "float32 construction after torch.manual_seed(seed), .double(), eval, "
         "float64 forward with batch 1. queries/keys/values are the projections before the head "
         "split ((T, width)); attn_scores are raw q.k (H, T, T), unscaled, null where masked; "
-        "attn_weights are after the softmax of scores / sqrt(head_dim); heads_context is "
+        "attn_weights are after the softmax of scores / sqrt(head_dim), 0.0 in masked cells "
+        "(null only across a row where every cell is masked: the SDPA cases' rows whose "
+        "softmax is NaN); heads_context is "
         "out_proj's input; context_vecs the output. visible_keys[i] lists the key columns "
         "query i sees.",
         "notes": notes,

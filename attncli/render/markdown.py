@@ -53,8 +53,13 @@ def to_markdown(result: AttentionResult, command: str, precision: int = 4) -> st
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     notes = [settings_line(result)]
+    mask = result.mask
+    masked_by = "masked (causal)"
+    if shown.kind != "vectors" and (mask.window is not None or mask.source is not None):
+        notes.append(shown_text(mask.caption() or ""))  # beyond "causal": say what masks
+        masked_by = "masked"
     if masked is not None:
-        notes.append("*italic*: masked (causal) or dropped (dropout); **bold**: each row's largest")
+        notes.append(f"*italic*: {masked_by} or dropped (dropout); **bold**: each row's largest")
     elif shown.kind != "vectors":
         notes.append("**bold**: each row's largest")
     lines.append("<sub>" + " · ".join(_md_plain(note) for note in notes) + "</sub>")

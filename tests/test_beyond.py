@@ -1,0 +1,202 @@
+"""Beyond chapter 3: grouped-query heads, sliding windows, masks and scales, against
+the numbers torch gave for the book's own classes (tests/data/torch_beyond.json,
+recorded by tests/data/record_torch_beyond.py with torch 2.13.0+cpu), through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.conftest import DATA, Invoke
+
+TORCH = json.loads((DATA / "torch_beyond.json").read_text(encoding="utf-8"))
+CASES = {case["name"]: case for case in TORCH["cases"]}
+SIX_TOKENS = ["Your", "journey", "starts", "with", "one", "step"]
+TOLERANCE = 1e-12  # float64 throughout, torch's float32 draws widened as attn widens them
+
+
+def _input_file(tmp_path: Path, name: str) -> Path:
+    """The recorded input as a JSON file attn reads."""
+    matrix = TORCH["inputs"][name]
+    tokens = SIX_TOKENS if name == "six_tokens" else [f"t{i}" for i in range(len(matrix))]
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"tokens": tokens, "embeddings": matrix}), encoding="utf-8")
+    return path
+
+
+def _flags(case: dict[str, Any]) -> list[str]:
+    """The attn flags that build the case's module."""
+    args = case["args"]
+    flags = ["--mode", "causal", "--init", "linear", "--seed", str(case["seed"])]
+    flags += ["--d-out", str(args["d_out"]), "--heads", str(args["num_heads"])]
+    if args.get("qkv_bias"):
+        flags.append("--qkv-bias")
+    if case["class"] == "GroupedQueryAttention":
+        flags += ["--kv-groups", str(args["num_kv_groups"])]
+    if args.get("sliding_window_size") is not None:
+        flags += ["--window", str(args["sliding_window_size"])]
+    return flags
+
+
+def _values(attn: Invoke, *args: str) -> Any:
+    result = attn(*args, "-f", "json", terminal=True)  # no INPUT: the book's six tokens
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    return json.loads(result.stdout)["values"]
+
+
+def _close(actual: Any, expected: Any) -> None:
+    """Equal to TOLERANCE, null (a masked score) exactly where torch's is."""
+    a = np.array(actual, dtype=float)  # null -> nan
+    e = np.array(expected, dtype=float)
+    assert a.shape == e.shape
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
+    np.testing.assert_allclose(np.nan_to_num(a), np.nan_to_num(e), rtol=0, atol=TOLERANCE)
+
+
+MODULE_CASES = [
+    name
+    for name, case in CASES.items()
+    if case["class"] in ("GroupedQueryAttention", "MultiHeadAttentionWithSWA")
+]
+
+
+@pytest.mark.parametrize("name", MODULE_CASES)
+def test_every_stage_equals_the_books_class(attn: Invoke, tmp_path: Path, name: str) -> None:
+    case = CASES[name]
+    source = str(_input_file(tmp_path, case["input"]))
+    flags = _flags(case)
+    for command, key in (
+        ("queries", "queries"),
+        ("keys", "keys"),
+        ("values", "values"),
+        ("scores", "attn_scores"),
+        ("weights", "attn_weights"),
+        ("context", "context_vecs"),
+    ):
+        _close(_values(attn, command, source, *flags), case[key])
+
+
+@pytest.mark.parametrize("name", ["gqa_h4_g2", "swa_h2_w2", "gqa_t12_h4_g2"])
+def test_explain_walks_each_head_with_its_key_value_head(
+    attn: Invoke, tmp_path: Path, name: str
+) -> None:
+    case = CASES[name]
+    source = str(_input_file(tmp_path, case["input"]))
+    query = 3
+    result = attn("explain", source, *_flags(case), "-q", str(query), "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    steps = json.loads(result.stdout)["steps"]
+    weights = [head[query] for head in case["attn_weights"]]
+    _close(steps["weights"], weights)
+    _close(steps["output"], case["context_vecs"][query])
+    masked = np.isnan(np.array(case["attn_scores"][0][query], dtype=float))
+    assert steps["masked"] == masked.tolist()
+
+
+def test_the_window_convention_is_i_minus_w_below_j_up_to_i() -> None:
+    """What the recorded class let each query see: i - W < j <= i."""
+    for name in ("swa_h2_w1", "swa_h2_w2", "swa_h2_w3", "swa_t12_h4_w4"):
+        case = CASES[name]
+        W = case["args"]["sliding_window_size"]
+        for i, seen in enumerate(case["visible_keys"]):
+            assert seen == [j for j in range(i + 1) if i - W < j], (name, i)
+
+
+def test_a_window_as_long_as_the_input_is_plain_causal(attn: Invoke, tmp_path: Path) -> None:
+    case = CASES["swa_h2_w6"]
+    source = str(_input_file(tmp_path, "six_tokens"))
+    flags = [f for f in _flags(case) if f not in ("--window", "6")]
+    _close(_values(attn, "context", source, *flags), case["context_vecs"])
+    _close(_values(attn, "context", source, *flags), CASES["swa_h2_none"]["context_vecs"])
+
+
+def test_tables_say_which_query_heads_share_each_key_value_head(attn: Invoke) -> None:
+    result = attn(
+        "keys",
+        "--mode",
+        "causal",
+        "--heads",
+        "4",
+        "--d-out",
+        "4",
+        "--kv-groups",
+        "2",
+        "-f",
+        "markdown",
+        terminal=True,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "grouped-query: 2 key/value heads, for query heads 0-1, 2-3" in result.stdout
+    mqa = attn("weights", "-m", "causal", "--heads", "2", "--d-out", "4", "--kv-groups", "1",
+               terminal=True)  # fmt: skip
+    assert mqa.exit_code == 0, mqa.stderr
+
+
+def test_the_window_is_in_the_caption_and_every_masked_cell_shows(attn: Invoke) -> None:
+    result = attn(
+        "weights", "-m", "causal", "--window", "2", "-f", "markdown", "--precision", "2",
+        terminal=True,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "sliding window 2: query i sees keys i-2 < j ≤ i" in result.stdout
+    step = next(line for line in result.stdout.splitlines() if line.startswith("| step |"))
+    # 'step' (#5) sees 'one' and itself; the four before are masked (italic 0)
+    assert step.count("*0*") == 4, step
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--kv-groups", "2"], "--kv-groups has no effect in plain mode"),
+        (["-m", "causal", "--heads", "4", "--d-out", "4", "--kv-groups", "3"], "does not divide"),
+        (["-m", "causal", "--heads", "2", "--kv-groups", "1", "--wrapper"], "different modules"),
+        (["-m", "trainable", "--window", "2"], "add --mode causal"),
+        (["-m", "causal", "--window", "0"], "--window 0 is too small"),
+        (["--scale", "-1"], "is not a scale"),
+        (["--scale", "nan"], "is not a scale"),
+    ],
+)
+def test_bad_settings_are_usage_errors(attn: Invoke, args: list[str], fragment: str) -> None:
+    result = attn("context", *args, "-f", "json", terminal=True)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert fragment in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_scale_replaces_one_over_root_head_dim(attn: Invoke) -> None:
+    """--scale S: softmax(S * scores), in every mode, plain included."""
+    for mode in ("plain", "causal"):
+        scores = np.array(_values(attn, "scores", "-m", mode), dtype=float)
+        weights = np.array(_values(attn, "weights", "-m", mode, "--scale", "0.5"))
+        expected = np.exp(0.5 * np.nan_to_num(scores, nan=-np.inf))
+        expected /= expected.sum(axis=-1, keepdims=True)
+        np.testing.assert_allclose(weights, expected, rtol=0, atol=1e-15)
+
+
+def test_grouped_weights_files_give_the_same_numbers(attn: Invoke, tmp_path: Path) -> None:
+    """A GroupedQueryAttention state_dict (narrower W_key, W_value) read from a file:
+    the numbers of the same seeded module."""
+    case = CASES["gqa_h4_g2"]
+    flags = _flags(case)
+    drawn = attn("explain", *flags, "-f", "json", terminal=True)
+    assert drawn.exit_code == 0, drawn.stderr
+    steps = json.loads(drawn.stdout)["steps"]
+    state = {
+        f"{name}.weight": steps["trainable_weights"][name]
+        for name in ("W_query", "W_key", "W_value")
+    }
+    path = tmp_path / "gqa.json"
+    path.write_text(json.dumps(state), encoding="utf-8")
+    # without out_proj: the heads' context vectors side by side
+    result = _values(attn, "context", "-m", "causal", "--weights", str(path), "--heads", "4")
+    _close(result, case["heads_context"])
+    wrong = attn("context", "-m", "causal", "--weights", str(path), "--heads", "4",
+                 "--kv-groups", "1", "-f", "json", terminal=True)  # fmt: skip
+    assert wrong.exit_code == 2
+    assert "contradicts" in wrong.stderr and "2 key/value heads" in wrong.stderr

@@ -67,6 +67,7 @@ class Prepared:
     keys: NDArray[np.floating[Any]]  # (T, D)
     values: NDArray[np.floating[Any]]  # (T, D)
     dropout: DropoutStream | None
+    latent: NDArray[np.floating[Any]] | None = None  # (T, L): c_kv of latent attention
 
     @property
     def n_tokens(self) -> int:
@@ -116,6 +117,7 @@ class Prepared:
                 "parameters": 0,
                 "dtype": params.dtype.value,
                 "kv_groups": None,
+                "latent_dim": None,
                 **self._mask_settings(),
             }
         projections = self.projections
@@ -142,6 +144,7 @@ class Prepared:
                 if params.grouped or self.layout.kv_heads != self.heads
                 else None
             ),
+            "latent_dim": projections.latent_dim if projections is not None else None,
             **self._mask_settings(),
         }
 
@@ -179,6 +182,7 @@ def prepare(
     else:
         heads = _heads_for(projections, params, embeddings)
         limits.check_sizes(embeddings, params, projections, memory)
+    latent = None
     with np.errstate(over="ignore"):
         X = np.asarray(embeddings.matrix, dtype=dtype)  # (T, d_in)
     if not np.isfinite(X).all():  # an input beyond float32's range
@@ -187,8 +191,12 @@ def prepare(
     with np.errstate(over="ignore", invalid="ignore"):
         if projections is not None:
             queries = stages.projections(X, projections.W_query, projections.b_query)  # (T, D)
-            keys = stages.projections(X, projections.W_key, projections.b_key)  # (T, D)
-            values = stages.projections(X, projections.W_value, projections.b_value)  # (T, D)
+            source = X
+            if projections.W_DKV is not None:  # multi-head latent attention
+                latent = stages.projections(X, projections.W_DKV, projections.b_DKV)  # (T, L)
+                source = latent
+            keys = stages.projections(source, projections.W_key, projections.b_key)  # (T, D)
+            values = stages.projections(source, projections.W_value, projections.b_value)
             for name, matrix in (("queries", queries), ("keys", keys), ("values", values)):
                 if not np.isfinite(matrix).all():
                     raise limits.projection_error(name, embeddings, projections, dtype)
@@ -217,7 +225,17 @@ def prepare(
     if params.scale is not None:
         scale = params.scale  # instead of 1/sqrt(head_dim)
     return Prepared(
-        embeddings, params, projections, layout, params.mask, scale, queries, keys, values, dropout
+        embeddings,
+        params,
+        projections,
+        layout,
+        params.mask,
+        scale,
+        queries,
+        keys,
+        values,
+        dropout,
+        latent,
     )
 
 

@@ -41,6 +41,7 @@ SETTINGS = (
     "weights",
     "input_format",
     "kv_groups",
+    "latent_dim",
     "window",
     "scale",
     "mask",

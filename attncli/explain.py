@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from . import stages
 from .attention import AttentionResult
-from .params import WeightLayout
+from .params import Projections, WeightLayout
 from .rng import dropout_scale
 
 
@@ -137,22 +137,35 @@ def _projections(walk: Walkthrough) -> dict[str, Any]:
     data: dict[str, Any] = {}
     projections = result.projections
     if projections is not None:
+        names = weight_names(projections)
         data["trainable_weights"] = {
             "layout": projections.layout.value,
             **{
-                name: _numbers(_as_written(getattr(projections, name), projections.layout))
-                for name in ("W_query", "W_key", "W_value")
+                shown: _numbers(_as_written(getattr(projections, name), projections.layout))
+                for name, shown in names.items()
             },
             **{
-                name: _numbers(getattr(projections, name))
-                for name in ("b_query", "b_key", "b_value")
-                if getattr(projections, name) is not None
+                "b" + shown[1:]: _numbers(getattr(projections, "b" + name[1:]))
+                for name, shown in names.items()
+                if getattr(projections, "b" + name[1:]) is not None
             },
         }
+    if result.prepared.latent is not None:  # c_kv: what the keys and values come from
+        data["latent"] = _numbers(result.prepared.latent)
     data["query"] = _numbers(result.queries[0])
     data["keys"] = _numbers(result.keys)
     data["values"] = _numbers(result.values)
     return data
+
+
+def weight_names(projections: Projections) -> dict[str, str]:
+    """The projections' fields and the names their module gives them: W_key is W_UK in
+    a latent module (it acts on the latent, not the input).
+
+    Ordered as the module draws them."""
+    if projections.W_DKV is not None:
+        return {"W_query": "W_query", "W_DKV": "W_DKV", "W_key": "W_UK", "W_value": "W_UV"}
+    return {"W_query": "W_query", "W_key": "W_key", "W_value": "W_value"}
 
 
 def _scores(walk: Walkthrough) -> dict[str, Any]:

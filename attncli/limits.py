@@ -50,9 +50,13 @@ def check_sizes(
     if projections is None:
         width = params.d_out  # each module's: a wrapper's heads have d_out each
         D = width * params.heads if params.wrapper else width
-        out_proj = params.heads > 1 and not params.wrapper
+        out_proj = params.out_proj
         stored = 3 * d_in * D + (D * D + D if out_proj else 0) + (3 * D if params.qkv_bias else 0)
         drawn = max(d_in * width, D * D if out_proj else 0)  # the largest drawn at once
+        if params.latent_dim is not None:  # W_DKV (d_in, L), W_UK and W_UV (L, D)
+            L = params.latent_dim
+            stored += (d_in + 2 * D) * L + L
+            drawn = max(drawn, L * max(d_in, D))
         weights_bytes = STORED_BYTES_PER_WEIGHT * stored + DRAW_BYTES_PER_WEIGHT * drawn
     else:
         D = projections.d_out
@@ -187,12 +191,17 @@ def projection_error(
     if dtype != FLOAT64:
         X = np.asarray(embeddings.matrix, dtype=np.float64)  # (T, d_in)
         with np.errstate(over="ignore", invalid="ignore"):
+            source = X
+            if projections.W_DKV is not None:  # keys and values from the latent
+                source = X @ projections.W_DKV + (
+                    0.0 if projections.b_DKV is None else projections.b_DKV
+                )
             holds = all(
-                bool(np.isfinite(X @ W + (0.0 if b is None else b)).all())
-                for W, b in (
-                    (projections.W_query, projections.b_query),
-                    (projections.W_key, projections.b_key),
-                    (projections.W_value, projections.b_value),
+                bool(np.isfinite(inputs @ W + (0.0 if b is None else b)).all())
+                for inputs, W, b in (
+                    (X, projections.W_query, projections.b_query),
+                    (source, projections.W_key, projections.b_key),
+                    (source, projections.W_value, projections.b_value),
                 )
             )
     return overflow_error(name, embeddings, projections, dtype, holds)
@@ -290,5 +299,7 @@ def largest_weight(projections: Projections) -> float:
         projections.b_value,
         projections.W_out,
         projections.b_out,
+        projections.W_DKV,
+        projections.b_DKV,
     )
     return max(largest(a) for a in arrays if a is not None)

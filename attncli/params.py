@@ -80,6 +80,9 @@ class AttentionParams:
     window: int | None = None
     # The factor on the scores; None: 1/sqrt(head_dim) (1 in plain mode).
     scale: float | None = None
+    # Multi-head latent attention (ch04/05_mla MultiHeadLatentAttention): keys and values
+    # re-projected from a latent c_kv of this many dimensions; None: no latent.
+    latent_dim: int | None = None
 
     def __post_init__(self) -> None:
         # Accept the plain strings a library user types: AttentionParams(mode="causal").
@@ -96,6 +99,17 @@ class AttentionParams:
     def mask(self) -> Mask:
         """The keys each query may not see: the one place a mask is made from settings."""
         return Mask.for_mode(causal=self.mode is Mode.CAUSAL, window=self.window)
+
+    @property
+    def out_proj(self) -> bool:
+        """Whether the module ends with out_proj: MultiHeadAttention (heads > 1) and the
+        later modules always (grouped-query and latent attention, even with one head)."""
+        return self.grouped or self.latent or (self.heads > 1 and not self.wrapper)
+
+    @property
+    def latent(self) -> bool:
+        """Whether the module is the book's MultiHeadLatentAttention (latent_dim given)."""
+        return self.latent_dim is not None
 
     @property
     def grouped(self) -> bool:
@@ -120,6 +134,10 @@ class Projections:
     W_out: NDArray[np.float64] | None = None  # (D, D)
     b_out: NDArray[np.float64] | None = None  # (D,)
     layout: WeightLayout = WeightLayout.XW
+    # Multi-head latent attention: the latent c_kv = X @ W_DKV + b_DKV, (T, L); then
+    # W_key and W_value (W_UK, W_UV; (L, D)) act on it instead of on X.
+    W_DKV: NDArray[np.float64] | None = None  # (d_in, L)
+    b_DKV: NDArray[np.float64] | None = None  # (L,)
     heads: int | None = None  # fixed by the file (a wrapper's state_dict), else None
     file: str | None = None  # the weights file they came from; None when drawn
 
@@ -143,8 +161,15 @@ class Projections:
             self.b_value,
             self.W_out,
             self.b_out,
+            self.W_DKV,
+            self.b_DKV,
         )
         return sum(int(a.size) for a in arrays if a is not None)
+
+    @property
+    def latent_dim(self) -> int | None:
+        """The latent's width L (multi-head latent attention), or None."""
+        return None if self.W_DKV is None else int(self.W_DKV.shape[1])
 
 
 def check_params(params: AttentionParams, from_file: bool = False) -> None:
@@ -215,6 +240,26 @@ def _check_variants(params: AttentionParams) -> None:
                 f"{setting('heads', heads)}: each key/value head serves heads / kv_groups query "
                 f"heads; give one of {fits} (1 is multi-query attention)"
             )
+    latent = params.latent_dim
+    if latent is not None:
+        if not params.projected:
+            raise AttnError.usage(
+                f"{setting('latent_dim', number_text(latent))} needs key and value projections; "
+                f"add {setting('mode', 'causal')} (or trainable)"
+            )
+        if params.wrapper or groups is not None:
+            other = setting("wrapper") if params.wrapper else setting("kv_groups")
+            raise AttnError.usage(
+                f"{setting('latent_dim')} and {other} are different modules: "
+                "MultiHeadLatentAttention re-projects every head's keys and values from one "
+                "latent; drop one"
+            )
+        if latent < 1:
+            raise AttnError.usage(
+                f"{setting('latent_dim', number_text(latent))} is too small: the latent needs "
+                f"a dimension; give {setting('latent_dim', 1)} or more (the book's default "
+                "is max(16, d_out // 8))"
+            )
     if params.window is not None:
         if params.mode is not Mode.CAUSAL:
             raise AttnError.usage(
@@ -234,22 +279,20 @@ def _check_variants(params: AttentionParams) -> None:
 
 
 def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, TorchGenerator]:
-    """W_query, W_key, W_value (and out_proj) drawn from one seeded stream in the order
-    the book's modules draw them; returns the stream too, for the dropout draws that
-    follow in a forward pass."""
+    """W_query, W_key, W_value (and out_proj, or a latent's W_DKV) drawn from one seeded
+    stream in the order the book's modules draw them; returns the stream too, for the
+    dropout draws that follow in a forward pass."""
     gen = TorchGenerator(params.seed)
     linear = params.init is Init.LINEAR
     drawn: dict[str, list[tuple[NDArray[np.float64], NDArray[np.float64] | None]]] = {
-        "W_query": [],
-        "W_key": [],
-        "W_value": [],
+        name: [] for name in ("W_query", "W_key", "W_value", "W_DKV")
     }
-    for name, width in draw_order(params):
+    for name, fan_in, width in draw_order(d_in, params):
         if linear:
-            weight, bias = gen.linear(d_in, width, params.qkv_bias)  # (width, d_in)
-            drawn[name].append((weight.T.astype(np.float64), _f64(bias)))  # -> (d_in, width)
+            weight, bias = gen.linear(fan_in, width, params.qkv_bias)  # (width, fan_in)
+            drawn[name].append((weight.T.astype(np.float64), _f64(bias)))  # -> (fan_in, width)
         else:
-            drawn[name].append((gen.rand(d_in, width).astype(np.float64), None))  # (d_in, width)
+            drawn[name].append((gen.rand(fan_in, width).astype(np.float64), None))  # (in, width)
     # a wrapper's modules side by side: (d_in, heads * d_out)
     W_query, W_key, W_value = (
         np.concatenate([weight for weight, _ in drawn[name]], axis=1)
@@ -259,9 +302,11 @@ def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, T
         np.concatenate([_required(bias) for _, bias in drawn[name]]) if params.qkv_bias else None
         for name in ("W_query", "W_key", "W_value")
     )
+    W_DKV, b_DKV = drawn["W_DKV"][0] if params.latent else (None, None)
     W_out = b_out = None
-    if params.grouped or (params.heads > 1 and not params.wrapper):
-        # MultiHeadAttention's out_proj has a bias, GroupedQueryAttention's not
+    if params.out_proj:
+        # MultiHeadAttention's and MultiHeadLatentAttention's out_proj have a bias,
+        # GroupedQueryAttention's not
         weight, bias = gen.linear(params.d_out, params.d_out, not params.grouped)  # (D, D)
         W_out, b_out = weight.T.astype(np.float64), _f64(bias)
     projections = Projections(
@@ -274,25 +319,33 @@ def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, T
         W_out,
         b_out,
         layout=WeightLayout.LINEAR if linear else WeightLayout.XW,
+        W_DKV=W_DKV,
+        b_DKV=b_DKV,
     )
     return projections, gen
 
 
-def draw_order(params: AttentionParams) -> list[tuple[str, int]]:
-    """The projections (name, output width) in the order the module constructs them.
+def draw_order(d_in: int, params: AttentionParams) -> list[tuple[str, int, int]]:
+    """The projections (name, fan_in, width) in the order the module constructs them
+    (W_key and W_value of a latent module being its W_UK and W_UV).
 
-    >>> draw_order(AttentionParams(d_out=4, heads=2, wrapper=True))[:4]
-    [('W_query', 4), ('W_key', 4), ('W_value', 4), ('W_query', 4)]
-    >>> draw_order(AttentionParams(mode="causal", d_out=4, heads=4, kv_groups=2))
-    [('W_key', 2), ('W_value', 2), ('W_query', 4)]
+    >>> draw_order(3, AttentionParams(d_out=4, heads=2, wrapper=True))[:4]
+    [('W_query', 3, 4), ('W_key', 3, 4), ('W_value', 3, 4), ('W_query', 3, 4)]
+    >>> draw_order(3, AttentionParams(mode="causal", d_out=4, heads=4, kv_groups=2))
+    [('W_key', 3, 2), ('W_value', 3, 2), ('W_query', 3, 4)]
+    >>> draw_order(3, AttentionParams(mode="causal", d_out=4, heads=2, latent_dim=5))
+    [('W_query', 3, 4), ('W_DKV', 3, 5), ('W_key', 5, 4), ('W_value', 5, 4)]
     """
+    D = params.d_out
     if params.grouped:  # GroupedQueryAttention: the narrower key and value first
-        kv_width = _required(params.kv_groups) * (params.d_out // params.heads)
-        return [("W_key", kv_width), ("W_value", kv_width), ("W_query", params.d_out)]
+        kv_width = _required(params.kv_groups) * (D // params.heads)
+        return [("W_key", d_in, kv_width), ("W_value", d_in, kv_width), ("W_query", d_in, D)]
+    if params.latent:  # MultiHeadLatentAttention: W_query, W_DKV, W_UK, W_UV
+        L = _required(params.latent_dim)
+        return [("W_query", d_in, D), ("W_DKV", d_in, L), ("W_key", L, D), ("W_value", L, D)]
     modules = params.heads if params.wrapper else 1  # a wrapper's modules one after another
-    return [
-        (name, params.d_out) for _ in range(modules) for name in ("W_query", "W_key", "W_value")
-    ]
+    names = ("W_query", "W_key", "W_value")
+    return [(name, d_in, D) for _ in range(modules) for name in names]
 
 
 def _f64(array: NDArray[np.float32] | None) -> NDArray[np.float64] | None:

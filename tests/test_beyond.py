@@ -37,6 +37,10 @@ def _flags(case: dict[str, Any]) -> list[str]:
         flags.append("--qkv-bias")
     if case["class"] == "GroupedQueryAttention":
         flags += ["--kv-groups", str(args["num_kv_groups"])]
+    if case["class"] == "MultiHeadLatentAttention":
+        # the class's default latent_dim: max(16, d_out // 8)
+        latent = args["latent_dim"] or max(16, args["d_out"] // 8)
+        flags += ["--latent-dim", str(latent)]
     if args.get("sliding_window_size") is not None:
         flags += ["--window", str(args["sliding_window_size"])]
     return flags
@@ -61,7 +65,8 @@ def _close(actual: Any, expected: Any) -> None:
 MODULE_CASES = [
     name
     for name, case in CASES.items()
-    if case["class"] in ("GroupedQueryAttention", "MultiHeadAttentionWithSWA")
+    if case["class"]
+    in ("GroupedQueryAttention", "MultiHeadAttentionWithSWA", "MultiHeadLatentAttention")
 ]
 
 
@@ -81,7 +86,7 @@ def test_every_stage_equals_the_books_class(attn: Invoke, tmp_path: Path, name: 
         _close(_values(attn, command, source, *flags), case[key])
 
 
-@pytest.mark.parametrize("name", ["gqa_h4_g2", "swa_h2_w2", "gqa_t12_h4_g2"])
+@pytest.mark.parametrize("name", ["gqa_h4_g2", "swa_h2_w2", "gqa_t12_h4_g2", "mla_t12_h4_l6"])
 def test_explain_walks_each_head_with_its_key_value_head(
     attn: Invoke, tmp_path: Path, name: str
 ) -> None:
@@ -96,6 +101,9 @@ def test_explain_walks_each_head_with_its_key_value_head(
     _close(steps["output"], case["context_vecs"][query])
     masked = np.isnan(np.array(case["attn_scores"][0][query], dtype=float))
     assert steps["masked"] == masked.tolist()
+    if "latent" in case:  # the latent c_kv the keys and values come from
+        _close(steps["latent"], case["latent"])
+        assert list(steps["trainable_weights"])[1:5] == ["W_query", "W_DKV", "W_UK", "W_UV"]
 
 
 def test_the_window_convention_is_i_minus_w_below_j_up_to_i() -> None:
@@ -199,4 +207,5 @@ def test_grouped_weights_files_give_the_same_numbers(attn: Invoke, tmp_path: Pat
     wrong = attn("context", "-m", "causal", "--weights", str(path), "--heads", "4",
                  "--kv-groups", "1", "-f", "json", terminal=True)  # fmt: skip
     assert wrong.exit_code == 2
-    assert "contradicts" in wrong.stderr and "2 key/value heads" in wrong.stderr
+    assert "contradicts" in wrong.stderr
+    assert "2 key/value heads" in wrong.stderr

@@ -62,6 +62,7 @@ def test_json_has_the_documented_keys_and_full_precision() -> None:
         "parameters": 0,
         "dtype": "float64",
         "kv_groups": None,
+        "latent_dim": None,
         "window": None,
         "mask": None,
     }
@@ -90,6 +91,7 @@ def test_json_for_a_query_is_that_row() -> None:
         "parameters": 18,
         "dtype": "float64",
         "kv_groups": None,
+        "latent_dim": None,
         "window": None,
         "mask": None,
     }

@@ -63,6 +63,7 @@ def request_from(parsed: Parsed) -> Request:
         batch=values["batch"],
         dtype=DType(values["dtype"]),
         kv_groups=values["kv_groups"],
+        latent_dim=values["latent_dim"],
         window=values["window"],
         scale=values["scale"],
     )
@@ -341,6 +342,7 @@ _WEIGHT_FLAGS = (
     "batch",
     "weights",
     "kv_groups",
+    "latent_dim",
     "window",
 )
 

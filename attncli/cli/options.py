@@ -267,6 +267,18 @@ FLAGS: tuple[Flag, ...] = (
         show_default=False,
     ),
     Flag(
+        "latent_dim",
+        ("--latent-dim",),
+        "int",
+        None,
+        "Multi-head latent attention (ch04/05_mla MultiHeadLatentAttention): keys and values "
+        "re-projected from a latent c_kv = X @ W_DKV of L dimensions (K = c_kv @ W_UK, V = "
+        "c_kv @ W_UV). Draws W_query, W_DKV, W_UK, W_UV, then out_proj.",
+        BEYOND_PANEL,
+        metavar="L",
+        show_default=False,
+    ),
+    Flag(
         "window",
         ("--window",),
         "int",

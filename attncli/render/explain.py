@@ -21,7 +21,7 @@ from rich.text import Text
 
 from .. import stages
 from ..errors import shown_text
-from ..explain import HeadSteps, Walkthrough
+from ..explain import HeadSteps, Walkthrough, weight_names
 from ..params import WeightLayout
 from ..rng import dropout_scale
 from . import fit
@@ -118,8 +118,15 @@ def _projections(drawing: _Drawing, h: int) -> None:
         return f"nn.Linear({d_in}, {width})" if linear else f"torch.rand({d_in}, {width})"
 
     kv_width = int(projections.W_key.shape[1])
+    L = projections.latent_dim
     if projections.file:
         origin = f"read from {shown_text(projections.file)}"
+    elif L is not None:  # MultiHeadLatentAttention's order
+        fan_in = f"nn.Linear({L}, {D})" if linear else f"torch.rand({L}, {D})"
+        origin = (
+            f"W_query {drawn(D)}, W_DKV {drawn(L)}, then W_UK and W_UV {fan_in}, after "
+            f"torch.manual_seed({result.params.seed}) (MultiHeadLatentAttention's order)"
+        )
     elif kv_width != D or result.params.grouped:  # GroupedQueryAttention's order
         origin = (
             f"W_key and W_value {drawn(kv_width)}, then W_query {drawn(D)}, after "
@@ -129,31 +136,48 @@ def _projections(drawing: _Drawing, h: int) -> None:
         origin = f"three {drawn(D)} after torch.manual_seed({result.params.seed})"
     if linear:
         how = f"each stored as nn.Linear's ({D}, {d_in}) weight and applied as X @ W.T"
-        if kv_width != D:
-            how = f"each stored as nn.Linear's (width, {d_in}) weight and applied as X @ W.T"
+        if kv_width != D or L is not None:
+            how = "each stored as nn.Linear's (out, in) weight and applied as X @ W.T"
     else:
         how = f"each ({d_in}, {D}), applied as X @ W"
-        if kv_width != D:
-            how = f"each ({d_in}, width), applied as X @ W"
+        if kv_width != D or L is not None:
+            how = "each (in, out), applied as X @ W"
+    names = weight_names(projections)
     tables: list[RenderableType] = []
-    for name in ("W_query", "W_key", "W_value"):
+    for name, shown in names.items():
         matrix = getattr(projections, name)
         written = matrix.T if projections.layout is WeightLayout.LINEAR else matrix
-        tables.append(Text(name, style="bold"))
+        tables.append(Text(shown, style="bold"))
         tables.append(_plain_table(written, fmt))
-        bias = getattr(projections, "b_" + name[2:])
+        bias = getattr(projections, "b" + name[1:])
         if bias is not None:
-            tables.append(Text(f"b_{name[2:]} = {fmt.vector(bias)}"))
+            tables.append(Text(f"b{shown[1:]} = {fmt.vector(bias)}"))
     drawing.panel(
         "The trainable weights",
-        Text(f"W_query, W_key, W_value: {origin}; {how} (book 3.4)."),
+        Text(f"{', '.join(names.values())}: {origin}; {how} (book 3.4)."),
         *tables,
     )
     bias_note = " + b" if projections.b_query is not None else ""
+    latent = result.prepared.latent
+    if latent is None:
+        how_kv = f"keys k_j = x_j @ W_key{bias_note} and values v_j = x_j @ W_value{bias_note}:"
+        parts: list[RenderableType] = [Text(how_kv)]
+    else:  # MultiHeadLatentAttention: the keys and values come from the latent c_kv
+        parts = [
+            Text(
+                f"the latent c_j = x_j @ W_DKV{bias_note} ({L} numbers a token: all the "
+                "KV cache holds, ch04/05_mla):"
+            ),
+            _matrix_table(drawing.tokens, latent, fmt, highlight=drawing.walk.query_index),
+            Text(
+                f"keys k_j = c_j @ W_UK{bias_note} and values v_j = c_j @ W_UV{bias_note}, "
+                "re-projected from it:"
+            ),
+        ]
     drawing.panel(
         "Query, keys and values",
         Text(f"query q = x @ W_query{bias_note} = {fmt.vector(result.queries[0])}"),
-        Text(f"keys k_j = x_j @ W_key{bias_note} and values v_j = x_j @ W_value{bias_note}:"),
+        *parts,
         _keys_values_table(
             drawing.tokens, result.keys, result.values, fmt, drawing.walk.query_index
         ),

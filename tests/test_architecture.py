@@ -21,7 +21,10 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("values", {"embeddings", "rng", "masks", "heads", "stages"}),
     ("settings", {"params"}),
     ("input text", {"inputs.reading", "inputs.text"}),
-    ("input formats", {"inputs.json_text", "inputs.csv_text", "inputs.numpy_files"}),
+    (
+        "input formats",
+        {"inputs.json_text", "inputs.csv_text", "inputs.numpy_files", "inputs.arrays"},
+    ),
     ("inputs", {"inputs"}),
     ("weights files", {"inputs.weights"}),
     ("engine", {"engine"}),

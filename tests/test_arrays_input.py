@@ -1130,3 +1130,16 @@ def test_endless_devices_are_refused_from_their_first_bytes(reader: str) -> None
     refused(
         lambda: BOTH[reader]("/dev/zero"), "/dev/zero is binary data, not text (it holds NUL bytes)"
     )
+
+
+def test_indices_count_in_the_files_own_order_for_fortran_arrays(tmp_path: Path) -> None:
+    """A column-major array's bad value is named by its index, not its place on disk."""
+    q = np.asfortranarray(np.ones(GOOD))
+    q[1, 2, 0] = np.nan
+    path = save_qkv(tmp_path / "qkv.npz", q=q, k=np.ones(GOOD), v=np.ones(GOOD))
+    refused(lambda: load_qkv(path), "qkv.npz: q[1, 2, 0] is nan, not a finite number")
+    mask = np.asfortranarray(np.zeros((4, 5)))
+    mask[3, 1] = np.inf
+    refused(
+        lambda: load_mask(save_npy(tmp_path / "m.npy", mask), 4, 5), "m.npy: mask[3, 1] is inf;"
+    )

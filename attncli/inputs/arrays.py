@@ -271,14 +271,16 @@ def _mask_from_json(
 def _check_float_mask(bias: NDArray[np.float64], source: str, label: str, is_json: bool) -> None:
     """Refuse NaN and +inf (by index, in the file's shape), and a mask of only 0s and
     1s, which as a float mask hides nothing though it looks like a boolean one."""
-    bad = np.isnan(bias) | (bias == np.inf)
-    if bad.any():
-        where = _index(int(np.argmax(bad)), bias.shape)
-        value = float(bias.reshape(-1)[int(np.argmax(bad))])
+    top = float(np.max(bias))  # NaN if any is: one pass, no temporary
+    if math.isnan(top) or top == math.inf:
+        bad = np.isnan(bias) | (bias == np.inf)
+        first = int(np.argmax(bad))  # the first in C order, as _index counts
         holds = _FLOAT_MASK_JSON if is_json else _FLOAT_MASK_NUMPY
-        raise AttnError(f"{source}: {label}{where} is {value}; {holds}")
-    zeros, ones = bias == 0.0, bias == 1.0
-    if (zeros | ones).all() and zeros.any() and ones.any():
+        value = float(bias.reshape(-1)[first])
+        raise AttnError(f"{source}: {label}{_index(first, bias.shape)} is {value}; {holds}")
+    if top != 1.0 or float(np.min(bias)) != 0.0:
+        return  # not both 0 and 1 as its extremes, so not only 0s and 1s of both kinds
+    if ((bias == 0.0) | (bias == 1.0)).all():
         fix = "write true and false" if is_json else "save it as booleans: mask.astype(bool)"
         raise AttnError(
             f"{source}: the mask holds only 0s and 1s as numbers, which a float mask adds "
@@ -555,14 +557,14 @@ def _check_finite(array: NDArray[Any], source: str, label: str) -> None:
     """Refuse a value that is not a finite number, by its index in the file's shape."""
     if array.dtype.kind != "f":
         return
-    bad = ~np.isfinite(array)
-    if bad.any():
-        first = int(np.argmax(bad))  # the first in C order, as _index counts
-        value = array.reshape(-1)[first]
-        raise AttnError(
-            f"{source}: {label}{_index(first, array.shape)} is {value}, not a finite "
-            "number; queries, keys and values must be finite"
-        )
+    if math.isfinite(np.max(array)) and math.isfinite(np.min(array)):
+        return  # NaN propagates to both: two passes without a temporary
+    first = int(np.argmax(~np.isfinite(array)))  # the first in C order, as _index counts
+    value = array.reshape(-1)[first]
+    raise AttnError(
+        f"{source}: {label}{_index(first, array.shape)} is {value}, not a finite number; "
+        "queries, keys and values must be finite"
+    )
 
 
 def _widened(array: NDArray[Any], where: str, bool_too: bool = False) -> NDArray[np.float64]:

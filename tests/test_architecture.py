@@ -23,7 +23,14 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("input text", {"inputs.reading", "inputs.text"}),
     (
         "input formats",
-        {"inputs.json_text", "inputs.csv_text", "inputs.numpy_files", "inputs.arrays"},
+        {
+            "inputs.json_text",
+            "inputs.csv_text",
+            "inputs.numpy_files",
+            "inputs.arrays",
+            "inputs.mask_file",
+            "inputs.qkv_file",
+        },
     ),
     ("inputs", {"inputs"}),
     ("weights files", {"inputs.weights"}),

@@ -1,6 +1,6 @@
-"""The readers of `--mask FILE` and `--qkv FILE` (attncli/inputs/arrays.py): every
-valid form, and every refusal with its message, as a library call (the CLI wires them
-in separately). Files are written with numpy and json in tmp_path; the hostile ones of
+"""The readers of `--mask FILE` and `--qkv FILE` (attncli/inputs/mask_file.py and
+qkv_file.py, over arrays.py): every valid form, and every refusal with its message, as
+a library call (the CLI wires them in separately). Files are written with numpy and json in tmp_path; the hostile ones of
 tests/data/invalid are read as masks and as queries, keys and values too."""
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from attncli import AttnError
 from attncli.errors import ExitStatus
 from attncli.inputs import reading
-from attncli.inputs.arrays import QKV, MaskArray, load_mask, load_qkv
+from attncli.inputs.mask_file import MaskArray, load_mask
+from attncli.inputs.qkv_file import QKV, load_qkv
 
 from .conftest import DATA
 
@@ -417,8 +418,8 @@ def test_a_float_mask_of_zeros_and_ones_is_ambiguous(tmp_path: Path) -> None:
         ("[[0, {}], [0, 0]]", "m.json: mask[0, 1] is an object, not a number"),
         (
             "[[0, -1e400], [0, 0]]",
-            "m.json: mask[0, 1] is a number too large for float64 (beyond ±1.8e308); write "
-            "-Infinity to hide a key",
+            "m.json: mask[0, 1] is a number too large for float64 (beyond ±1.8e308); a float "
+            'mask holds finite numbers, and -Infinity, "-inf" or null where a key is hidden',
         ),
         ("[[0, -1" + "0" * 400 + "], [0, 0]]", "mask[0, 1] is a number too large for float64"),
         ("[[0, 1], [0, -" + "9" * 5000 + "]]", "mask[1, 1] is a number too large for float64"),
@@ -777,7 +778,7 @@ def test_non_finite_qkv_are_refused_by_index(
         ),
         (
             ((6, 4), (2, 6, 4), (2, 6, 4)),
-            "qkv.npz: q has 1 heads, k and v 2 (q (6, 4), k (2, 6, 4), v (2, 6, 4))",
+            "qkv.npz: q has 1 head, k and v 2 (q (6, 4), k (2, 6, 4), v (2, 6, 4))",
         ),
         (
             ((2, 6, 4), (2, 6, 4), (1, 6, 4)),

@@ -216,9 +216,8 @@ def _check_qkv_together(
     if hq % hk:
         raise AttnError(
             f"{source}: q has {_count(hq, 'head')}, k and v {hk} {shown}; in grouped-query "
-            "attention "
-            "each key/value head serves the same number of query heads: give a number of "
-            "query heads that is a multiple of the key/value heads"
+            "attention each key/value head serves the same number of query heads: give a "
+            "number of query heads that is a multiple of the key/value heads"
         )
 
 

@@ -21,7 +21,17 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("values", {"embeddings", "rng", "masks", "heads", "stages"}),
     ("settings", {"params"}),
     ("input text", {"inputs.reading", "inputs.text"}),
-    ("input formats", {"inputs.json_text", "inputs.csv_text", "inputs.numpy_files"}),
+    (
+        "input formats",
+        {
+            "inputs.json_text",
+            "inputs.csv_text",
+            "inputs.numpy_files",
+            "inputs.arrays",
+            "inputs.mask_file",
+            "inputs.qkv_file",
+        },
+    ),
     ("inputs", {"inputs"}),
     ("weights files", {"inputs.weights"}),
     ("engine", {"engine"}),

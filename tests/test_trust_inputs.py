@@ -663,6 +663,22 @@ def test_heads_numbered_with_leading_zeros_are_refused(attn: Invoke, tmp_path: P
     assert_error(result, 1, "'heads.00.W_query.weight' numbers its head 00; write heads.0.")
 
 
+def test_a_weight_named_twice_in_json_is_not_called_a_token(attn: Invoke, tmp_path: Path) -> None:
+    """A repeated key is a repeated token only in the embeddings' {"token": [...]} form."""
+    eye = "[[1, 0], [0, 1], [1, 1]]"
+    path = tmp_path / "w.json"
+    path.write_text(
+        f'{{"W_query": {eye}, "W_query": {eye}, "W_key": {eye}, "W_value": {eye}}}', "utf-8"
+    )
+    result = attn("context", "-m", "trainable", "--weights", str(path), terminal=True)
+    assert_error(
+        result,
+        1,
+        'w.json: the key "W_query" appears twice in one JSON object, where JSON keeps only the '
+        "last; keep one",
+    )
+
+
 def test_an_npy_file_as_weights_says_what_weights_need(attn: Invoke, tmp_path: Path) -> None:
     path = tmp_path / "W_query.npy"
     np.save(path, np.eye(3))

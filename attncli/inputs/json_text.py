@@ -15,7 +15,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 import numpy as np
@@ -38,18 +38,37 @@ class _NonFiniteLiteralError(ValueError):
     pass
 
 
-def _reject_constant(literal: str) -> Any:
-    # Python's json accepts NaN and Infinity; strict JSON (and attn) does not.
-    raise _NonFiniteLiteralError(literal)
+_NOT_FINITE = "is not a number JSON allows; every value must be a finite number"
 
 
-def parse_json(text: str, source: str, forms: str, not_json_hint: str = _CSV_HINT) -> Any:
+def parse_json(
+    text: str,
+    source: str,
+    forms: str,
+    not_json_hint: str = _CSV_HINT,
+    *,
+    constants: Mapping[str, Any] | None = None,
+    constant_hint: str = _NOT_FINITE,
+    token_objects: bool = True,
+) -> Any:
     """Strict JSON (no NaN or Infinity, no key twice in an object), or an AttnError
     with the line and column; `forms` says what was expected, `not_json_hint` what to do
     about text that does not even start as JSON does. An integer too long for
     Python to convert (over 4300 digits) becomes infinity, so the checks of the values
-    name it as too large."""
+    name it as too large.
+
+    `constants`: the literals of Python's JSON extension (NaN, Infinity, -Infinity) a
+    reader accepts, and the value each becomes; any other is refused, followed by
+    `constant_hint`. `token_objects`: a key twice in the top-level object is a repeated
+    token of the embeddings' {"token": [numbers]} form (False: of any other object).
+    """
     repeated: list[tuple[str, dict[str, Any]]] = []
+    accepted = constants or {}
+
+    def constant(literal: str) -> Any:
+        if literal in accepted:
+            return accepted[literal]
+        raise _NonFiniteLiteralError(literal)
 
     def pairs_to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         obj = dict(pairs)
@@ -59,7 +78,7 @@ def parse_json(text: str, source: str, forms: str, not_json_hint: str = _CSV_HIN
 
     try:
         try:
-            obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=pairs_to_dict)
+            obj = json.loads(text, parse_constant=constant, object_pairs_hook=pairs_to_dict)
         except ValueError as exc:
             if isinstance(exc, (json.JSONDecodeError, _NonFiniteLiteralError)):
                 raise
@@ -67,16 +86,13 @@ def parse_json(text: str, source: str, forms: str, not_json_hint: str = _CSV_HIN
             repeated.clear()
             obj = json.loads(
                 text,
-                parse_constant=_reject_constant,
+                parse_constant=constant,
                 object_pairs_hook=pairs_to_dict,
                 parse_int=_int_or_infinity,
             )
     except _NonFiniteLiteralError as exc:
         where = _locate(text, str(exc))
-        raise AttnError(
-            f"{source}: {where}{exc} is not a number JSON allows; every value must be a "
-            "finite number"
-        ) from None
+        raise AttnError(f"{source}: {where}{exc} {constant_hint}") from None
     except json.JSONDecodeError as exc:
         hint = ""
         if not looks_like_json(text):
@@ -90,7 +106,7 @@ def parse_json(text: str, source: str, forms: str, not_json_hint: str = _CSV_HIN
         raise AttnError(f"{source}: JSON nested too deeply; {forms}") from None
     if repeated:
         key, holder = repeated[0]
-        raise _repeated_key(key, holder is obj, obj, source)
+        raise _repeated_key(key, token_objects and holder is obj, obj, source)
     return obj
 
 
@@ -280,7 +296,9 @@ def _is_number(value: Any) -> bool:
 
 
 def _locate(text: str, literal: str) -> str:
-    match = re.search(r"-?\b" + re.escape(literal.lstrip("-")) + r"\b", text)
+    # "Infinity" is not the end of "-Infinity" (a reader may accept the one, not the other)
+    sign = "-" if literal.startswith("-") else r"(?<!-)"
+    match = re.search(sign + r"\b" + re.escape(literal.lstrip("-")) + r"\b", text)
     if match is None:
         return ""
     line = text.count("\n", 0, match.start()) + 1

@@ -65,6 +65,24 @@ def read_npz(opened: Opened, source: str) -> dict[str, NDArray[Any]]:
     return _read_npz(stream, source, lambda names: dict.fromkeys(names))
 
 
+def read_npy_file(opened: Opened, check: HeaderCheck | None) -> NDArray[Any]:
+    """The one array of an opened .npy file (or pipe), its header checked by `check`
+    before its data is read (errors name the file alone)."""
+    stream, size = opened.seekable()
+    return _read_npy(stream, opened.name, size, check)
+
+
+def read_npz_members(
+    opened: Opened, pick: Callable[[list[str]], dict[str, HeaderCheck | None]]
+) -> dict[str, NDArray[Any]]:
+    """The arrays `pick` chooses, by name, from the members of an opened .npz archive,
+    each header checked by the check `pick` gives it; the sizes the archive declares are
+    checked against free memory before any member is inflated (errors name the file and
+    the member: "qkv.npz: q: ...")."""
+    stream, _ = opened.seekable()
+    return _read_npz(stream, opened.name, pick)
+
+
 # ---------------------------------------------------------------- which format
 
 

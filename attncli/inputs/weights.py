@@ -117,7 +117,7 @@ def _read_entries(path: str) -> tuple[dict[str, Any], WeightLayout | None]:
     if data is not None:
         text = decode_text(data, path, wanted)
         hint = "; give weights as a JSON object or a .npz archive"
-        obj = parse_json(text, path, f"expected an object of {_NAMES}", hint)
+        obj = parse_json(text, path, f"expected an object of {_NAMES}", hint, token_objects=False)
         if not isinstance(obj, dict):
             raise AttnError(f"{path}: the JSON is {describe(obj)}; expected an object of {_NAMES}")
         entries = obj

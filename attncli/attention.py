@@ -21,6 +21,8 @@ from . import engine, limits, stages
 from .embeddings import Embeddings
 from .errors import AttnError, setting, size_text
 from .heads import HeadLayout
+from .inputs.mask_file import MaskArray
+from .inputs.qkv_file import QKV
 from .masks import Mask
 from .params import AttentionParams, Projections, check_params, draw_projections
 from .rng import DropoutStream, TorchGenerator, dropout_scale, number_text
@@ -67,11 +69,24 @@ class Prepared:
     keys: NDArray[np.floating[Any]]  # (T, D)
     values: NDArray[np.floating[Any]]  # (T, D)
     dropout: DropoutStream | None
-    latent: NDArray[np.floating[Any]] | None = None  # (T, L): c_kv of latent attention
+    latent: NDArray[np.floating[Any]] | None = None  # (T_k, L): c_kv of latent attention
+    kv: Embeddings | None = None  # cross-attention: the keys' and values' tokens (--kv)
+    qkv_source: str | None = None  # queries, keys and values read from this file (--qkv)
 
     @property
-    def n_tokens(self) -> int:
+    def n_queries(self) -> int:
+        """The query rows there are: one per input token."""
+        return int(self.queries.shape[0])
+
+    @property
+    def n_keys(self) -> int:
+        """The keys (and values) there are: the input's tokens, or --kv's."""
         return int(self.keys.shape[0])
+
+    @property
+    def key_tokens(self) -> tuple[str, ...]:
+        """The tokens the keys and values belong to: the input's, or --kv's."""
+        return self.embeddings.tokens if self.kv is None else self.kv.tokens
 
     @property
     def heads(self) -> int:
@@ -149,8 +164,16 @@ class Prepared:
         }
 
     def _mask_settings(self) -> dict[str, Any]:
-        """The mask's settings beyond the mode: a window, a mask file."""
-        return {"window": self.mask.window, "mask": self.mask.source}
+        """The mask's settings beyond the mode (a window, a mask file, where a causal
+        mask aligns shorter queries) and where the vectors came from."""
+        cross = self.n_queries != self.n_keys
+        return {
+            "window": self.mask.window,
+            "mask": self.mask.source,
+            "causal_align": self.params.causal_align if cross and self.mask.causal else None,
+            "kv": self.kv.source if self.kv is not None and self.qkv_source is None else None,
+            "qkv": self.qkv_source,
+        }
 
     def keep_fn(self, h: int) -> engine.KeepFn | None:
         """Head h's dropout mask for given rows, drawn in nn.Dropout's order."""
@@ -165,10 +188,20 @@ def prepare(
     params: AttentionParams | None = None,
     projections: Projections | None = None,
     memory: int | None = None,
+    mask_file: MaskArray | None = None,
+    kv: Embeddings | None = None,
 ) -> Prepared:
     """Check the settings, draw (or take) the projections and project the inputs;
-    `memory` is how many bytes are free (None: not checked)."""
+    `memory` is how many bytes are free (None: not checked); `mask_file` a mask read
+    from a file (inputs.mask_file.load_mask), joining the settings' mask; `kv` other
+    tokens for the keys and values (cross-attention: the queries are `embeddings`')."""
     params = params or AttentionParams()
+    if kv is not None and kv.d_in != embeddings.d_in:
+        raise AttnError(
+            f"{kv.source} has {kv.d_in}-dimensional embeddings, but {embeddings.source} has "
+            f"{embeddings.d_in}: the keys and values of cross-attention go through the same "
+            f"projections as the queries; give {setting('kv')} tokens of d_in = {embeddings.d_in}"
+        )
     given = params.projected and projections is not None
     check_params(params, from_file=given)
     dtype = np.dtype(params.dtype.value)
@@ -187,22 +220,29 @@ def prepare(
         X = np.asarray(embeddings.matrix, dtype=dtype)  # (T, d_in)
     if not np.isfinite(X).all():  # an input beyond float32's range
         raise limits.overflow_error("inputs", embeddings, None, dtype, True)
+    X_kv = X  # (T_k, d_in): the keys' and values' tokens
+    if kv is not None:
+        with np.errstate(over="ignore"):
+            X_kv = np.asarray(kv.matrix, dtype=dtype)
+        if not np.isfinite(X_kv).all():
+            raise limits.overflow_error("inputs", kv, None, dtype, True)
     # Overflow is possible only for absurd inputs; it is found in the results and said plainly.
     with np.errstate(over="ignore", invalid="ignore"):
         if projections is not None:
             queries = stages.projections(X, projections.W_query, projections.b_query)  # (T, D)
-            source = X
+            source = X_kv
             if projections.W_DKV is not None:  # multi-head latent attention
-                latent = stages.projections(X, projections.W_DKV, projections.b_DKV)  # (T, L)
-                source = latent
-            keys = stages.projections(source, projections.W_key, projections.b_key)  # (T, D)
+                latent = stages.projections(source, projections.W_DKV, projections.b_DKV)
+                source = latent  # (T_k, L)
+            keys = stages.projections(source, projections.W_key, projections.b_key)  # (T_k, D)
             values = stages.projections(source, projections.W_value, projections.b_value)
             for name, matrix in (("queries", queries), ("keys", keys), ("values", values)):
                 if not np.isfinite(matrix).all():
-                    raise limits.projection_error(name, embeddings, projections, dtype)
+                    tokens = embeddings if name == "queries" or kv is None else kv
+                    raise limits.projection_error(name, tokens, projections, dtype)
             scale = float(projections.d_out // heads) ** -0.5  # 1/sqrt(d_k), per head
         else:
-            queries = keys = values = X  # (T, d_in)
+            queries, keys, values = X, X_kv, X_kv  # (T, d_in), (T_k, d_in), (T_k, d_in)
             scale = 1.0  # section 3.3 does not scale
     dropout = None
     if params.projected and params.dropout > 0.0:
@@ -216,7 +256,7 @@ def prepare(
         # item before the next head draws; MultiHeadAttention's (b, H, T, T) tensor puts
         # all of item 0's heads first.
         head_rows = params.batch * X.shape[0] if wrapper else X.shape[0]
-        dropout = DropoutStream(gen, X.shape[0], params.dropout, head_rows)
+        dropout = DropoutStream(gen, X_kv.shape[0], params.dropout, head_rows)  # (T, T_k) rows
     else:
         _check_batch(params, heads, False)
     head_dim = int(queries.shape[1]) // heads
@@ -224,19 +264,93 @@ def prepare(
     layout = HeadLayout(heads, head_dim, key_value_heads=int(keys.shape[1]) // head_dim)
     if params.scale is not None:
         scale = params.scale  # instead of 1/sqrt(head_dim)
+    mask = _mask(params, mask_file, layout, X.shape[0], X_kv.shape[0])
     return Prepared(
         embeddings,
         params,
         projections,
         layout,
-        params.mask,
+        mask,
         scale,
         queries,
         keys,
         values,
         dropout,
         latent,
+        kv,
     )
+
+
+def prepare_qkv(
+    qkv: QKV, params: AttentionParams | None = None, mask_file: MaskArray | None = None
+) -> Prepared:
+    """Attention on queries, keys and values given as they are (--qkv, a model's dump):
+    no projections, scaled by 1/sqrt(head_dim) unless `params.scale` says otherwise,
+    masked as `params` and `mask_file` say; what torch's
+    `scaled_dot_product_attention(q, k, v, attn_mask, is_causal, scale, enable_gqa=True)`
+    computes."""
+    params = params or AttentionParams()
+    check_params(params, from_file=True)
+    if qkv.value_dim != qkv.head_dim:
+        raise AttnError(
+            f"{qkv.source}: v has {qkv.value_dim} dimensions a head and q and k {qkv.head_dim}; "
+            "attn needs them equal (torch allows them to differ): give v of the same width"
+        )
+    dtype = np.dtype(params.dtype.value)
+    layout = HeadLayout(qkv.heads, qkv.head_dim, key_value_heads=qkv.kv_heads)
+    with np.errstate(over="ignore"):
+        queries = layout.join(qkv.q.astype(dtype))  # (H, T_q, d) -> (T_q, H * d)
+        keys = layout.join(qkv.k.astype(dtype))  # (G, T_k, d) -> (T_k, G * d)
+        values = layout.join(qkv.v.astype(dtype))  # (G, T_k, d) -> (T_k, G * d)
+    for name, matrix in (("q", queries), ("k", keys), ("v", values)):
+        if not np.isfinite(matrix).all():
+            raise AttnError(
+                f"{qkv.source}: {name} holds numbers beyond {dtype.name}'s range; use "
+                f"{setting('dtype', 'float64')}"
+            )
+    embeddings = Embeddings(tuple(f"q{i + 1}" for i in range(qkv.n_queries)), queries, qkv.source)
+    kv = None
+    if qkv.n_keys != qkv.n_queries:  # cross-attention: the keys are other tokens
+        kv = Embeddings(tuple(f"k{j + 1}" for j in range(qkv.n_keys)), keys, qkv.source)
+    scale = qkv.head_dim**-0.5 if params.scale is None else params.scale
+    mask = _mask(params, mask_file, layout, qkv.n_queries, qkv.n_keys)
+    return Prepared(
+        embeddings,
+        params,
+        None,
+        layout,
+        mask,
+        scale,
+        queries,
+        keys,
+        values,
+        None,
+        None,
+        kv,
+        qkv.source,
+    )
+
+
+def _mask(
+    params: AttentionParams,
+    mask_file: MaskArray | None,
+    layout: HeadLayout,
+    n_queries: int,
+    n_keys: int,
+) -> Mask:
+    """The settings' mask for n_queries queries and n_keys keys (a causal one aligned to
+    the last keys unless the settings say otherwise), joined by a mask file's."""
+    mask = params.mask_for(n_queries, n_keys)
+    if mask_file is None:
+        return mask
+    shape = mask_file.allowed.shape
+    if shape[1:] != (n_queries, n_keys) or shape[0] not in (1, layout.heads):
+        per_head = f" or ({layout.heads}, {n_queries}, {n_keys})" if layout.heads > 1 else ""
+        raise AttnError(
+            f"{mask_file.source}: a mask of shape {shape}, but attention here needs "
+            f"({n_queries}, {n_keys}){per_head}: one row per query token, one column per key"
+        )
+    return mask.with_file(mask_file.allowed, mask_file.bias, mask_file.source)
 
 
 def _check_batch(params: AttentionParams, heads: int, wrapper: bool) -> None:
@@ -308,7 +422,13 @@ class AttentionResult:
 
     @property
     def tokens(self) -> tuple[str, ...]:
+        """The query tokens (rows)."""
         return self.prepared.embeddings.tokens
+
+    @property
+    def key_tokens(self) -> tuple[str, ...]:
+        """The key tokens (columns of scores and weights): the query tokens, or --kv's."""
+        return self.prepared.key_tokens
 
     @property
     def heads(self) -> int:
@@ -326,15 +446,29 @@ def compute(
     projections: Projections | None = None,
     rows: NDArray[np.intp] | None = None,
     memory: int | None = None,
+    mask_file: MaskArray | None = None,
+    kv: Embeddings | None = None,
 ) -> AttentionResult:
     """Run one attention pass over `embeddings`, for every token, just `query`, or the
     (sorted) `rows`, keeping every intermediate. `projections` replaces the seeded
-    draws; `memory` is how many bytes are free (None: not checked)."""
-    prepared = prepare(embeddings, params, projections, memory)
-    n_tokens = prepared.n_tokens
-    rows = _rows(n_tokens, query, rows)
-    check_memory(n_tokens, len(rows), prepared.heads, COMPUTE_BYTES_PER_SCORE, "attention", memory)
-    shape = (prepared.heads, len(rows), n_tokens)
+    draws; `memory` is how many bytes are free (None: not checked); `mask_file` is a
+    mask read from a file; `kv` other tokens for the keys and values."""
+    prepared = prepare(embeddings, params, projections, memory, mask_file, kv)
+    return compute_prepared(prepared, query, rows, memory)
+
+
+def compute_prepared(
+    prepared: Prepared,
+    query: int | None = None,
+    rows: NDArray[np.intp] | None = None,
+    memory: int | None = None,
+) -> AttentionResult:
+    """compute() from attention already prepared (a fresh Prepared: dropout draws from
+    its stream)."""
+    n_keys = prepared.n_keys
+    rows = _rows(prepared.n_queries, query, rows)
+    check_memory(n_keys, len(rows), prepared.heads, COMPUTE_BYTES_PER_SCORE, "attention", memory)
+    shape = (prepared.heads, len(rows), n_keys)
     dtype = prepared.keys.dtype
     attn_scores = np.empty(shape, dtype)
     softmax_weights = np.empty(shape, dtype)
@@ -379,7 +513,7 @@ def context(
 ) -> NDArray[np.floating[Any]]:
     """Only the context vectors (n, D) of every token, `query` or `rows`: computed in
     blocks, never holding the T x T matrix, so it works for long sequences."""
-    rows = _rows(prepared.n_tokens, query, rows)
+    rows = _rows(prepared.n_queries, query, rows)
     total = prepared.heads * len(rows)
     contexts = []
     with np.errstate(over="ignore", invalid="ignore"):
@@ -393,7 +527,7 @@ def context(
 
             contexts.append(
                 engine.fast_context(
-                    Q if len(rows) == prepared.n_tokens else Q[rows],  # no copy for all rows
+                    Q if len(rows) == prepared.n_queries else Q[rows],  # no copy for all rows
                     K,
                     V,
                     prepared.scale,
@@ -426,7 +560,7 @@ def iter_rows(
 
     A score that overflows is found here, before the first block is handed out, so
     that an error never follows part of an output."""
-    rows = _rows(prepared.n_tokens, query, None)
+    rows = _rows(prepared.n_queries, query, None)
     check_scores_fit(prepared, rows)
     return _blocks_of(prepared, kind, rows, progress)
 
@@ -464,7 +598,7 @@ def score_bound(prepared: Prepared, h: int, rows: NDArray[np.intp]) -> float:
     """limits.score_bound of head h's queries of `rows` and all its keys."""
     layout = prepared.layout
     queries = prepared.queries[:, layout.columns(h)]
-    if len(rows) < prepared.n_tokens:
+    if len(rows) < prepared.n_queries:
         queries = queries[rows]
     return limits.score_bound(queries, prepared.keys[:, layout.kv_columns(h)])
 
@@ -485,7 +619,7 @@ def _exact_blocks(
     keep_scale = prepared.keep_scale
     # exact_rows holds scores, weights and their temporaries: about four matrices' worth
     block = engine.block_rows(
-        prepared.n_tokens, 4 * prepared.keys.dtype.itemsize, dropout=prepared.dropout is not None
+        prepared.n_keys, 4 * prepared.keys.dtype.itemsize, dropout=prepared.dropout is not None
     )
     for h in range(prepared.heads):
         Q, K, V = prepared.head(h)
@@ -500,14 +634,14 @@ def _exact_blocks(
             yield h, slice(start, start + len(part)), keep, results
 
 
-def _rows(n_tokens: int, query: int | None, rows: NDArray[np.intp] | None) -> NDArray[np.intp]:
+def _rows(n_queries: int, query: int | None, rows: NDArray[np.intp] | None) -> NDArray[np.intp]:
     if query is not None:
-        if not 0 <= query < n_tokens:
-            raise AttnError.usage(f"query index {query} is out of range 0..{n_tokens - 1}")
+        if not 0 <= query < n_queries:
+            raise AttnError.usage(f"query index {query} is out of range 0..{n_queries - 1}")
         return np.array([query])
     if rows is not None:
         return np.asarray(rows, dtype=np.intp)
-    return np.arange(n_tokens)
+    return np.arange(n_queries)
 
 
 def _output(heads_context: NDArray[Any], prepared: Prepared) -> NDArray[Any]:

@@ -47,6 +47,7 @@ SETTINGS = (
     "mask",
     "qkv",
     "kv",
+    "causal_align",
 )
 _SETTING = r"\{(~?)(" + "|".join(SETTINGS) + r")(?:=([^{}]*))?\}"
 # Flags with a short spelling, for messages that list several choices tersely.

@@ -52,6 +52,13 @@ class Walkthrough:
     def token(self) -> str:
         return self.result.tokens[self.query_index]
 
+    @property
+    def key_index(self) -> int:
+        """The key lists' row to show the query beside: its own key, or with other
+        tokens' keys (cross-attention) the last one a bottom-right causal mask lets it see."""
+        n_queries, n_keys = len(self.result.tokens), len(self.result.key_tokens)
+        return min(max(self.query_index + n_keys - n_queries, 0), n_keys - 1)
+
 
 def walkthrough(result: AttentionResult) -> Walkthrough:
     """The steps of a result computed for one query (compute(..., query=i)): the
@@ -274,6 +281,7 @@ def to_json(walk: Walkthrough) -> str:
         "command": "explain",
         "mode": result.params.mode.value,
         "tokens": list(result.tokens),
+        **({"key_tokens": list(result.key_tokens)} if result.prepared.kv is not None else {}),
         "query": {"index": walk.query_index, "token": walk.token},
         "params": result.prepared.settings(),
         "steps": steps_dict(walk),

@@ -1,7 +1,7 @@
 """Which keys each query may not see: the mask, as a value.
 
 One mask is built from the settings (`AttentionParams.mask`, with a `--mask` file's
-array joined by `with_array`) and asked by every consumer: the engine for a block of
+array joined by `with_file`) and asked by every consumer: the engine for a block of
 rows, `explain` for its query, the tables, Markdown and pictures for the cells they
 show. Nobody re-derives "is this cell masked?" from a mode, so a new kind of mask is
 written here once and shows the same everywhere.
@@ -25,6 +25,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from .errors import shown_text
+
 
 class Mask(NamedTuple):
     """The keys hidden from each query. (A NamedTuple: as immutable as a frozen
@@ -43,16 +45,17 @@ class Mask(NamedTuple):
     def for_mode(cls, causal: bool, window: int | None = None, offset: int = 0) -> Mask:
         return cls(causal=causal, window=window, offset=offset)
 
-    def with_array(self, array: NDArray[Any], source: str) -> Mask:
-        """This mask and a `--mask` file's: boolean (True = may attend) or float (added to
-        the scaled scores, -inf hiding), shaped (T_q, T_k) or (H, T_q, T_k)."""
-        array = array if array.ndim == 3 else array[np.newaxis]  # (T_q, T_k) -> (1, T_q, T_k)
-        if array.dtype == np.bool_:
-            return self._replace(allowed=array, source=source)
-        allowed = array != -np.inf
-        bias = np.where(allowed, array, 0.0).astype(np.float64)
-        # a float mask of 0 and -inf only is a boolean one: no addition to do
-        return self._replace(allowed=allowed, bias=bias if bias.any() else None, source=source)
+    def with_file(
+        self, allowed: NDArray[np.bool_], bias: NDArray[np.floating[Any]] | None, source: str
+    ) -> Mask:
+        """This mask and a `--mask` file's (inputs.mask_file.MaskArray): `allowed`, (1 or
+        H, T_q, T_k), False where a key is hidden; `bias`, a float mask's values (-inf
+        where hidden), added to the scaled scores, or None."""
+        if bias is not None:
+            bias = np.where(allowed, bias, 0.0)  # the -inf cells are hidden; add 0 there
+            if not bias.any():  # a float mask of 0 and -inf only: nothing to add
+                bias = None
+        return self._replace(allowed=allowed, bias=bias, source=source)
 
     @property
     def hides_any(self) -> bool:
@@ -161,5 +164,5 @@ class Mask(NamedTuple):
             added = (
                 ", its finite values added to the scaled scores" if self.bias is not None else ""
             )
-            parts.append(f"mask {self.source}: its hidden cells masked{added}")
+            parts.append(f"mask {shown_text(self.source or '')}: its hidden cells masked{added}")
         return "; ".join(parts) if parts else None

@@ -83,6 +83,10 @@ class AttentionParams:
     # Multi-head latent attention (ch04/05_mla MultiHeadLatentAttention): keys and values
     # re-projected from a latent c_kv of this many dimensions; None: no latent.
     latent_dim: int | None = None
+    # With fewer queries than keys (cross-attention), where a causal mask puts query 0:
+    # beside the last key of its block ("bottom-right": query i sees keys j <= i + T_k -
+    # T_q, as a KV cache needs) or beside key 0 ("top-left": torch's is_causal).
+    causal_align: str = "bottom-right"
 
     def __post_init__(self) -> None:
         # Accept the plain strings a library user types: AttentionParams(mode="causal").
@@ -95,10 +99,11 @@ class AttentionParams:
         """Whether W_query, W_key, W_value exist (every mode but plain)."""
         return self.mode is not Mode.PLAIN
 
-    @property
-    def mask(self) -> Mask:
-        """The keys each query may not see: the one place a mask is made from settings."""
-        return Mask.for_mode(causal=self.mode is Mode.CAUSAL, window=self.window)
+    def mask_for(self, n_queries: int, n_keys: int) -> Mask:
+        """The keys each of n_queries queries may not see among n_keys keys: the one
+        place a mask is made from settings (a file's array joins it: Mask.with_file)."""
+        offset = n_keys - n_queries if self.causal_align == "bottom-right" else 0
+        return Mask.for_mode(causal=self.mode is Mode.CAUSAL, window=self.window, offset=offset)
 
     @property
     def out_proj(self) -> bool:
@@ -271,6 +276,11 @@ def _check_variants(params: AttentionParams) -> None:
                 f"{setting('window', number_text(params.window))} is too small: a window holds "
                 f"at least the query's own key; give {setting('window', 1)} or more"
             )
+    if params.causal_align not in ("bottom-right", "top-left"):
+        raise AttnError.usage(
+            f"{setting('causal_align', params.causal_align)} is not an alignment; give "
+            "bottom-right (query i sees keys j ≤ i + T_k - T_q) or top-left (j ≤ i)"
+        )
     if params.scale is not None and not (math.isfinite(params.scale) and params.scale > 0):
         raise AttnError.usage(
             f"{setting('scale', params.scale)} is not a scale; give a positive number (the "

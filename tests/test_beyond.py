@@ -209,3 +209,133 @@ def test_grouped_weights_files_give_the_same_numbers(attn: Invoke, tmp_path: Pat
     assert wrong.exit_code == 2
     assert "contradicts" in wrong.stderr
     assert "2 key/value heads" in wrong.stderr
+
+
+# ------------------------------------------------------------- --qkv, --mask, cross-attention
+
+SDPA = TORCH["sdpa"]
+SDPA_CASES = {case["name"]: case for case in SDPA["cases"]}
+
+
+def _sdpa_files(tmp_path: Path, case: dict[str, Any]) -> list[str]:
+    """The flags (and files) that give attn the case's q, k, v and mask."""
+    kv = str(case["kv_heads"])
+    q = np.array(SDPA["q"])
+    if "cross" in case["name"]:
+        q = q[:, :3]  # T_q = 3 queries, T_k = 6 keys
+    path = tmp_path / "qkv.npz"
+    np.savez(path, q=q, k=np.array(SDPA["k" + kv]), v=np.array(SDPA["v" + kv]))
+    flags = ["--qkv", str(path)]
+    call = case["call"]
+    if call.get("is_causal"):
+        flags += ["--mode", "causal"]
+        if "cross" in case["name"]:
+            flags += ["--causal-align", "top-left"]  # torch's is_causal
+    if "scale" in call:
+        flags += ["--scale", str(call["scale"])]
+    mask = case["mask"].split(" ")[0]
+    if "attn_mask=custom" in case["mask"]:
+        mask = "custom"
+    if "causal_lower_right" in case["mask"]:
+        flags += ["--mode", "causal"]  # attn's own alignment for fewer queries than keys
+    elif mask == "causal_and_custom":
+        flags += ["--mode", "causal"]
+        mask = "custom"
+    if mask in SDPA["masks"]:
+        values = np.array(SDPA["masks"][mask], dtype=float)  # null (JSON's -inf) -> nan
+        array = values.astype(bool) if mask.startswith(("bool", "custom", "row_false")) else values
+        if array.dtype != bool:
+            array = np.where(np.isnan(array), -np.inf, array)
+        np.save(tmp_path / "mask.npy", array)
+        flags += ["--mask", str(tmp_path / "mask.npy")]
+    return flags
+
+
+@pytest.mark.parametrize("name", list(SDPA_CASES))
+def test_qkv_gives_what_scaled_dot_product_attention_gives(
+    attn: Invoke, tmp_path: Path, name: str
+) -> None:
+    case = SDPA_CASES[name]
+    flags = _sdpa_files(tmp_path, case)
+    weights = np.nan_to_num(np.array(case["attn_weights"], dtype=float))  # an empty row: 0
+    _close(_values(attn, "weights", *flags), weights)
+    output = np.array(case["output"])  # (H, T_q, d) -> (T_q, H * d), the heads side by side
+    _close(_values(attn, "context", *flags), np.concatenate(list(output), axis=1))
+
+
+def test_the_recorded_masks_are_what_the_test_says() -> None:
+    """The bool masks are stored as booleans, the float ones with null for -inf."""
+    assert {type(v) for row in SDPA["masks"]["bool_tt"] for v in row} == {bool}
+    assert None in SDPA["masks"]["float_mask"][0]
+
+
+def test_an_all_masked_row_is_zero_and_marked(attn: Invoke, tmp_path: Path) -> None:
+    case = SDPA_CASES["mha_bool_row2_all_false"]
+    flags = _sdpa_files(tmp_path, case)
+    context = np.array(_values(attn, "context", *flags))
+    assert (context[2] == 0).all()
+    table = attn("weights", *flags, "-f", "table", terminal=True)
+    assert table.exit_code == 0, table.stderr
+    assert "every key masked for 'q3' (#2): weights 0 and a zero context vector" in table.stdout
+
+
+CROSS = TORCH["cross_attention"]
+
+
+@pytest.mark.parametrize(
+    ("mask", "flags"),
+    [
+        ("no_mask", ["--mode", "trainable"]),
+        ("causal_lower_right", ["--mode", "causal"]),
+        ("is_causal_top_left", ["--mode", "causal", "--causal-align", "top-left"]),
+    ],
+)
+def test_kv_is_cross_attention_through_the_modules_weights(
+    attn: Invoke, tmp_path: Path, mask: str, flags: list[str]
+) -> None:
+    case = next(c for c in CROSS["cases"] if c["mask"] == mask)
+    queries = tmp_path / "queries.json"
+    rows = TORCH["inputs"]["six_tokens"][:3]
+    queries.write_text(json.dumps({"tokens": SIX_TOKENS[:3], "embeddings": rows}))
+    keys = _input_file(tmp_path, "six_tokens")
+    module = ["--init", "linear", "--heads", "2", "--d-out", "4", "--seed", "123"]
+    common = [str(queries), "--kv", str(keys), *module, *flags]
+    _close(_values(attn, "scores", *common), case["attn_scores"])
+    _close(_values(attn, "weights", *common), case["attn_weights"])
+    _close(_values(attn, "context", *common), case["context_vecs"])
+    _close(_values(attn, "keys", *common), CROSS["keys"])
+    result = attn("weights", *common, "-f", "json")
+    parsed = json.loads(result.stdout)
+    assert parsed["tokens"] == SIX_TOKENS[:3]
+    assert parsed["key_tokens"] == SIX_TOKENS
+    expected_align = (
+        None if mask == "no_mask" else flags[-1] if "top-left" in flags else "bottom-right"
+    )
+    assert parsed["params"]["causal_align"] == expected_align
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "fragment"),
+    [
+        (["--qkv", "QKV", "--d-out", "4"], 2, "--d-out has no effect with --qkv"),
+        (["--qkv", "QKV", "-m", "trainable"], 2, "--mode trainable has no effect with --qkv"),
+        (["--qkv", "QKV", "--kv", "QKV"], 2, "--kv and --qkv both give"),
+        (["--qkv", "QKV", "--causal-align", "top-left"], 2, "--causal-align has no effect"),
+        (["--qkv", "QKV", "--mask", "BADMASK"], 1, "attention here needs"),
+        (["-m", "causal", "--kv", "SHORT"], 1, "d_in"),
+    ],
+)
+def test_bad_sources_say_what_is_wrong(
+    attn: Invoke, tmp_path: Path, args: list[str], status: int, fragment: str
+) -> None:
+    qkv = tmp_path / "qkv.npz"
+    np.savez(qkv, q=np.array(SDPA["q"]), k=np.array(SDPA["k2"]), v=np.array(SDPA["v2"]))
+    np.save(tmp_path / "bad.npy", np.ones((5, 6), dtype=bool))
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps([[1.0, 2.0], [3.0, 4.0]]))
+    names = {"QKV": str(qkv), "BADMASK": str(tmp_path / "bad.npy"), "SHORT": str(short)}
+    result = attn("context", *[names.get(a, a) for a in args], "-f", "json", terminal=True)
+    assert result.exit_code == status, result.stderr
+    assert result.stdout == ""
+    assert fragment in result.stderr
+    assert len(result.stderr.splitlines()) == 1

@@ -290,7 +290,7 @@ class TestDebug:
         def broken(*args: Any, **kwargs: Any) -> Any:
             raise ZeroDivisionError("division by zero")
 
-        monkeypatch.setattr(attention, "compute", broken)
+        monkeypatch.setattr(attention, "compute_prepared", broken)
         result = attn("context", terminal=True)
         assert_one_line_error(
             result,

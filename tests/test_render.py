@@ -65,6 +65,9 @@ def test_json_has_the_documented_keys_and_full_precision() -> None:
         "latent_dim": None,
         "window": None,
         "mask": None,
+        "causal_align": None,
+        "kv": None,
+        "qkv": None,
     }
 
 
@@ -94,6 +97,9 @@ def test_json_for_a_query_is_that_row() -> None:
         "latent_dim": None,
         "window": None,
         "mask": None,
+        "causal_align": None,
+        "kv": None,
+        "qkv": None,
     }
 
 

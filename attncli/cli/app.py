@@ -40,6 +40,9 @@ class Request:
     input_format: InputFormat | None
     params: AttentionParams
     weights: str | None
+    mask: str | None
+    kv: str | None
+    qkv: str | None
     query: str | None
     format: OutputFormat | None
     precision: int
@@ -66,6 +69,7 @@ def request_from(parsed: Parsed) -> Request:
         latent_dim=values["latent_dim"],
         window=values["window"],
         scale=values["scale"],
+        causal_align=values["causal_align"],
     )
     return Request(
         command=parsed.command,
@@ -73,6 +77,9 @@ def request_from(parsed: Parsed) -> Request:
         input_format=values["input_format"],
         params=params,
         weights=values["weights"],
+        mask=values["mask"],
+        kv=values["kv"],
+        qkv=values["qkv"],
         query=values["query"],
         format=values["format"],
         precision=values["precision"],
@@ -168,7 +175,22 @@ def execute(request: Request) -> None:
         request = dataclasses.replace(request, output=None)
     spec = formats.FORMATS[_output_format(request)]
     _check_flags(request, spec)
-    embeddings = _read_input(request)
+    qkv = None
+    kv = None
+    if request.qkv is not None:
+        from ..inputs.qkv_file import load_qkv
+
+        qkv = load_qkv(request.qkv)
+        embeddings = Embeddings(
+            tuple(f"q{i + 1}" for i in range(qkv.n_queries)), qkv.q[0], qkv.source
+        )  # the query tokens' names, for --query
+        n_keys, heads = qkv.n_keys, qkv.heads
+    else:
+        embeddings = _read_input(request)
+        if request.kv is not None:
+            kv = load(request.kv, request.input_format)
+        n_keys, heads = len((kv or embeddings).tokens), request.params.heads
+    _check_cross(request, len(embeddings.tokens), n_keys)
     query = embeddings.resolve_query(request.query) if request.query is not None else None
     if request.command == "explain" and query is None:
         query = min(1, len(embeddings.tokens) - 1)  # the book's query, x^(2)
@@ -178,6 +200,12 @@ def execute(request: Request) -> None:
 
         projections = load_weights(request.weights, embeddings.d_in)
         check_file_heads(projections, request.params.heads, "heads" in request.explicit)
+        heads = projections.heads or heads
+    mask_file = None
+    if request.mask is not None:
+        from ..inputs.mask_file import load_mask
+
+        mask_file = load_mask(request.mask, len(embeddings.tokens), n_keys, heads)
     job = formats.Job(
         command=request.command,
         embeddings=embeddings,
@@ -187,6 +215,9 @@ def execute(request: Request) -> None:
         memory=available_memory(),  # the library checks sizes against what it is told
         precision=request.precision,
         color=request.color is not False,
+        mask_file=mask_file,
+        kv=kv,
+        qkv=qkv,
     )
     if spec.write is None:  # the table: drawn on a console
         _print_table(request, job)
@@ -201,12 +232,32 @@ def execute(request: Request) -> None:
                 write(chunk)
 
 
+def _check_cross(request: Request, n_queries: int, n_keys: int) -> None:
+    """Flags that only mean something when the keys are other tokens than the queries."""
+    cross = n_queries != n_keys
+    if "causal_align" in request.explicit and not (cross and request.params.mode is Mode.CAUSAL):
+        why = "with as many queries as keys" if not cross else "without --mode causal"
+        raise AttnError.usage(
+            f"--causal-align has no effect {why}: it says where a causal mask puts fewer "
+            f"queries than keys ({n_queries} and {n_keys} here); drop --causal-align"
+        )
+    if (
+        request.query is not None
+        and request.command in ("keys", "values")
+        and (request.kv is not None or cross)
+    ):
+        raise AttnError.usage(
+            f"--query picks a query row, and attn {request.command} shows the keys' tokens "
+            f"(other tokens than the queries here); drop --query"
+        )
+
+
 def _output_size(job: formats.Job, spec: formats.FormatSpec) -> int:
     """About how many bytes a streamed output writes."""
     prepared = job.prepared()
-    n_rows = 1 if job.query is not None else prepared.n_tokens
+    n_rows = 1 if job.query is not None else prepared.n_queries
     if job.command in ("scores", "weights"):
-        count = prepared.heads * n_rows * prepared.n_tokens
+        count = prepared.heads * n_rows * prepared.n_keys
     else:
         count = n_rows * prepared.layout.width
     per_value = prepared.keys.dtype.itemsize if spec.binary else formats.TEXT_BYTES_PER_VALUE
@@ -238,7 +289,9 @@ def _check_flags(request: Request, spec: formats.FormatSpec) -> None:
     params = request.params
     output_format = spec.name
     given = request.explicit
-    if not params.projected:
+    if request.qkv is not None:
+        _check_qkv_flags(request)
+    elif not params.projected:
         for name in _WEIGHT_FLAGS:
             if name in given:
                 flag = _flag(name)
@@ -326,6 +379,28 @@ def _check_flags(request: Request, spec: formats.FormatSpec) -> None:
     if request.input is None and "input_format" in request.explicit and not stdin_is_piped():
         raise AttnError.usage(
             "--input-format has no effect on the built-in example; give INPUT (a file or -)"
+        )
+
+
+def _check_qkv_flags(request: Request) -> None:
+    """--qkv gives the queries, keys and values: no input, no weights, no projections."""
+    if request.input is not None:  # (stdin is left unread: a loop's pipe may feed it)
+        raise AttnError.usage(
+            "--qkv gives the queries, keys and values, so there is no INPUT to read; drop INPUT"
+        )
+    if request.kv is not None:
+        raise AttnError.usage("--kv and --qkv both give the keys and values; drop one")
+    for name in (*_WEIGHT_FLAGS, "input_format"):
+        if name in request.explicit:
+            raise AttnError.usage(
+                f"{_flag(name)} has no effect with --qkv (the file gives the queries, keys and "
+                f"values, projected already; attention as torch's scaled_dot_product_attention "
+                f"computes it); drop {_flag(name)}"
+            )
+    if request.params.mode is Mode.TRAINABLE:
+        raise AttnError.usage(
+            "--mode trainable has no effect with --qkv (there is nothing to train: the file "
+            "gives the projected vectors); use --mode causal for a causal mask, or drop --mode"
         )
 
 

@@ -290,6 +290,55 @@ FLAGS: tuple[Flag, ...] = (
         show_default=False,
     ),
     Flag(
+        "mask",
+        ("--mask",),
+        "text",
+        None,
+        "A mask from a .npy, .npz or JSON file, shaped (T, T) or (H, T, T), as torch's "
+        "scaled_dot_product_attention takes attn_mask: booleans (true = may attend) or "
+        "floats added to the scaled scores (-inf hides). Joins --mode causal and --window.",
+        BEYOND_PANEL,
+        metavar="FILE",
+        show_default=False,
+    ),
+    Flag(
+        "kv",
+        ("--kv",),
+        "text",
+        None,
+        "Cross-attention: keys and values from the tokens of FILE (same formats as INPUT, "
+        "same d_in), queries from INPUT. With --mode causal and fewer queries than keys, "
+        "query i sees keys j <= i + T_k - T_q (aligned bottom-right, as a KV cache needs).",
+        BEYOND_PANEL,
+        metavar="FILE",
+        show_default=False,
+    ),
+    Flag(
+        "causal_align",
+        ("--causal-align",),
+        "text",
+        "bottom-right",
+        "With --kv (or --qkv) and --mode causal, where fewer queries than keys sit: "
+        "bottom-right (query i sees keys j <= i + T_k - T_q) or top-left (j <= i, as torch's "
+        "is_causal).",
+        BEYOND_PANEL,
+        metavar="ALIGN",
+    ),
+    Flag(
+        "qkv",
+        ("--qkv",),
+        "text",
+        None,
+        "Queries, keys and values as a model computed them: a .npz or JSON file with arrays "
+        "q, k, v of shape (T, d) or (heads, T, d) (k and v may have fewer heads: grouped "
+        "query). No projections: scores, weights and context as torch's "
+        "scaled_dot_product_attention(q, k, v, attn_mask, is_causal, scale, enable_gqa=True) "
+        "gives them, with --mode causal, --window, --mask and --scale (default 1/sqrt(d)).",
+        BEYOND_PANEL,
+        metavar="FILE",
+        show_default=False,
+    ),
+    Flag(
         "scale",
         ("--scale",),
         "float",

@@ -57,6 +57,7 @@ def json_chunks(prepared: Prepared, shown: View, blocks: Blocks) -> Iterator[str
         "command": shown.command,
         "mode": prepared.params.mode.value,
         "tokens": list(embeddings.tokens),
+        **({"key_tokens": list(prepared.key_tokens)} if prepared.kv is not None else {}),
         "query": query,
         "shape": list(shown.shape),
     }

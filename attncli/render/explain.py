@@ -71,6 +71,8 @@ class _Drawing:
         self.fmt = fmt
         self.token = f"'{shown_text(walk.token)}'"
         self.tokens = [shown_text(t) for t in walk.result.tokens]
+        self.key_tokens = [shown_text(t) for t in walk.result.key_tokens]
+        self.key_row = walk.key_index
         self.many = len(walk.heads) > 1
         self.parts: list[RenderableType] = []
         self.number = 0
@@ -168,7 +170,7 @@ def _projections(drawing: _Drawing, h: int) -> None:
                 f"the latent c_j = x_j @ W_DKV{bias_note} ({L} numbers a token: all the "
                 "KV cache holds, ch04/05_mla):"
             ),
-            _matrix_table(drawing.tokens, latent, fmt, highlight=drawing.walk.query_index),
+            _matrix_table(drawing.key_tokens, latent, fmt, highlight=drawing.key_row),
             Text(
                 f"keys k_j = c_j @ W_UK{bias_note} and values v_j = c_j @ W_UV{bias_note}, "
                 "re-projected from it:"
@@ -178,9 +180,7 @@ def _projections(drawing: _Drawing, h: int) -> None:
         "Query, keys and values",
         Text(f"query q = x @ W_query{bias_note} = {fmt.vector(result.queries[0])}"),
         *parts,
-        _keys_values_table(
-            drawing.tokens, result.keys, result.values, fmt, drawing.walk.query_index
-        ),
+        _keys_values_table(drawing.key_tokens, result.keys, result.values, fmt, drawing.key_row),
     )
 
 
@@ -210,7 +210,7 @@ def _scores(drawing: _Drawing, h: int) -> None:
     product = "q · k_j" if drawing.walk.result.params.projected else "x · x_j"
     drawing.panel(
         f"{drawing.label(h)}Attention scores",
-        *_score_lines(drawing.walk, drawing.tokens, drawing.walk.heads[h], drawing.fmt),
+        *_score_lines(drawing.walk, drawing.key_tokens, drawing.walk.heads[h], drawing.fmt),
         detail=f": {product}",
     )
 
@@ -230,12 +230,12 @@ def _scale(drawing: _Drawing, h: int) -> None:
         f"{drawing.label(h)}Scaling by {fmt(result.scale) if given else '1/√d_k'}",
         Text(why),
         _two_column(
-            drawing.tokens,
+            drawing.key_tokens,
             [
                 f"{fmt(s)} × {fmt(result.scale)} = {fmt(s * result.scale)}"
                 for s in drawing.walk.heads[h].scores
             ],
-            drawing.walk.query_index,
+            drawing.walk.key_index,
         ),
         detail="" if given else f" = 1/√{result.head_dim} = {fmt(result.scale)}",
     )
@@ -245,7 +245,7 @@ def _mask(drawing: _Drawing, h: int) -> None:
     walk = drawing.walk
     if not walk.result.mask.hides_any:
         return
-    hidden = [drawing.tokens[j] for j in np.flatnonzero(walk.heads[h].masked)]
+    hidden = [drawing.key_tokens[j] for j in np.flatnonzero(walk.heads[h].masked)]
     names = ", ".join(f"'{t}'" for t in hidden[:MAX_ROWS]) + (
         " …" if len(hidden) > MAX_ROWS else ""
     )
@@ -294,14 +294,16 @@ def _mask(drawing: _Drawing, h: int) -> None:
 
 def fmt_list(drawing: _Drawing, values: NDArray[Any]) -> str:
     """A few numbers with their key tokens: 'Your' +0.5, 'journey' -1.0, …"""
-    shown = [f"'{t}' {drawing.fmt(float(v))}" for t, v in zip(drawing.tokens, values, strict=True)]
+    shown = [
+        f"'{t}' {drawing.fmt(float(v))}" for t, v in zip(drawing.key_tokens, values, strict=True)
+    ]
     return ", ".join(shown[:MAX_ROWS]) + (" …" if len(shown) > MAX_ROWS else "") + "."
 
 
 def _softmax(drawing: _Drawing, h: int) -> None:
     drawing.panel(
         f"{drawing.label(h)}Softmax",
-        *_softmax_parts(drawing.walk, drawing.tokens, drawing.walk.heads[h], drawing.fmt),
+        *_softmax_parts(drawing.walk, drawing.key_tokens, drawing.walk.heads[h], drawing.fmt),
     )
 
 
@@ -321,12 +323,12 @@ def _dropout(drawing: _Drawing, h: int) -> None:
             "all are 0, as torch gives them, and nothing is drawn."
         ),
         _two_column(
-            drawing.tokens,
+            drawing.key_tokens,
             [
                 _dropout_line(fmt, w, k, u, m)
                 for w, k, u, m in zip(head.weights, head.keep, head.used, head.masked, strict=True)
             ],
-            drawing.walk.query_index,
+            drawing.walk.key_index,
         ),
     )
 
@@ -335,7 +337,7 @@ def _context(drawing: _Drawing, h: int) -> None:
     value_name = "v_j" if drawing.walk.result.params.projected else "x_j"
     drawing.panel(
         f"{drawing.label(h)}Context vector",
-        *_context_lines(drawing.walk, drawing.tokens, drawing.walk.heads[h], drawing.fmt),
+        *_context_lines(drawing.walk, drawing.key_tokens, drawing.walk.heads[h], drawing.fmt),
         detail=f": Σ_j w_j {value_name}",
     )
 
@@ -507,7 +509,7 @@ def _score_lines(
         f"The score of each key is its dot product with the query, Σ_d q_d·{name},d: how "
         "much the two vectors point the same way (book 3.3.1). These are `attn scores`."
     )
-    return [intro, _two_column(tokens, lines, walk.query_index)]
+    return [intro, _two_column(tokens, lines, walk.key_index)]
 
 
 def _softmax_parts(
@@ -521,7 +523,7 @@ def _softmax_parts(
         steps = (head.scaled[r], head.shifted[r], head.exps[r], head.weights[r])
         return [fmt(value) for value in steps]
 
-    labels, rows = _labelled_rows(tokens, walk.query_index, cells, 4)
+    labels, rows = _labelled_rows(tokens, walk.key_index, cells, 4)
     headers = ("score", "− max", "exp", "÷ sum = weight")
     return [
         Text(
@@ -543,6 +545,6 @@ def _context_lines(
             "The context vector is the weighted sum of the value vectors: each token "
             "contributes its value in proportion to its weight (book 3.3.1)."
         ),
-        _two_column(tokens, lines, walk.query_index),
+        _two_column(tokens, lines, walk.key_index),
         Text(f"= {fmt.vector(head.context)}", style="bold"),
     ]

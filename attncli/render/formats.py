@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
     from ..attention import AttentionResult, Prepared
     from ..embeddings import Embeddings
+    from ..inputs.mask_file import MaskArray
+    from ..inputs.qkv_file import QKV
     from ..params import AttentionParams, Projections
     from .data import Blocks
     from .view import View
@@ -58,6 +60,9 @@ class Job:
         memory: int | None = None,  # bytes free, for the size checks (None: not checked)
         precision: int = 4,
         color: bool = True,  # pictures in colour
+        mask_file: MaskArray | None = None,  # --mask FILE, read
+        kv: Embeddings | None = None,  # --kv FILE: the keys' and values' tokens
+        qkv: QKV | None = None,  # --qkv FILE: queries, keys and values as given
     ) -> None:
         self.command = command
         self.embeddings = embeddings
@@ -67,39 +72,49 @@ class Job:
         self.memory = memory
         self.precision = precision
         self.color = color
+        self.mask_file = mask_file
+        self.kv = kv
+        self.qkv = qkv
         self.progress: Progress | None = None  # told how streamed work goes
         self._prepared: Prepared | None = None
 
     def prepared(self) -> Prepared:
         if self._prepared is None:
-            from ..attention import prepare
-
-            self._prepared = prepare(self.embeddings, self.params, self.projections, self.memory)
+            self._prepared = self._prepare()
         return self._prepared
+
+    def _prepare(self) -> Prepared:
+        """A new Prepared (its dropout stream at its start)."""
+        from ..attention import prepare, prepare_qkv
+
+        if self.qkv is not None:
+            return prepare_qkv(self.qkv, self.params, self.mask_file)
+        return prepare(
+            self.embeddings, self.params, self.projections, self.memory, self.mask_file, self.kv
+        )
 
     def result(self, drawn: bool = False) -> AttentionResult:
         """Every intermediate, for all rows (or the query's); `drawn`: only the rows a
         table shows of a long input."""
         import numpy as np
 
-        from ..attention import compute
+        from ..attention import compute_prepared
 
         rows = None
         n_tokens = len(self.embeddings.tokens)
         if drawn and self.query is None and n_tokens > TABLE_MAX_ROWS:
             half = TABLE_MAX_ROWS // 2
             rows = np.concatenate([np.arange(half), np.arange(n_tokens - half, n_tokens)])
-        return compute(
-            self.embeddings, self.params, self.query, self.projections, rows, self.memory
-        )
+        return compute_prepared(self._prepare(), self.query, rows, self.memory)
 
     @property
     def work(self) -> int:
         """How much a streamed output computes (heads x rows x tokens): a progress bar's
         worth or not."""
         n_tokens = len(self.embeddings.tokens)
+        n_keys = len(self.kv.tokens) if self.kv is not None else n_tokens
         n_rows = 1 if self.query is not None else n_tokens
-        return self.params.heads * n_rows * n_tokens
+        return self.params.heads * n_rows * n_keys
 
     def stream(self) -> tuple[View, Blocks]:
         """What the command shows, as blocks of rows computed in bounded memory: every
@@ -113,7 +128,10 @@ class Job:
         if self.command in ("scores", "weights"):
             blocks = attention.iter_rows(prepared, self.command, self.query, self.progress)
             kind: Kind = "scores" if self.command == "scores" else "weights"
-            return View(self.command, kind, prepared.heads, rows, tokens, self.query), blocks
+            columns = prepared.key_tokens
+            return View(self.command, kind, prepared.heads, rows, columns, self.query), blocks
+        if self.command in ("keys", "values") and prepared.kv is not None:
+            rows = prepared.key_tokens  # cross-attention: the keys are other tokens
         if self.command == "context":
             matrix = attention.context(prepared, self.query, progress=self.progress)
         else:

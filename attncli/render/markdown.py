@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import shown_text
-from .view import format_number, masked_cells, settings_line, view
+from .view import empty_rows_text, format_number, masked_cells, settings_line, view
 
 if TYPE_CHECKING:
     from ..attention import AttentionResult
@@ -58,6 +58,9 @@ def to_markdown(result: AttentionResult, command: str, precision: int = 4) -> st
     if shown.kind != "vectors" and (mask.window is not None or mask.source is not None):
         notes.append(shown_text(mask.caption() or ""))  # beyond "causal": say what masks
         masked_by = "masked"
+    empty = empty_rows_text(result)
+    if empty is not None:
+        notes.append(empty)
     if masked is not None:
         notes.append(f"*italic*: {masked_by} or dropped (dropout); **bold**: each row's largest")
     elif shown.kind != "vectors":

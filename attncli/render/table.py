@@ -16,7 +16,15 @@ from numpy.typing import NDArray
 
 from ..errors import shown_text
 from ..rng import dropout_scale
-from .view import LARGE_NUMBER, View, format_number, hidden_cells, settings_line, view
+from .view import (
+    LARGE_NUMBER,
+    View,
+    empty_rows_text,
+    format_number,
+    hidden_cells,
+    settings_line,
+    view,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -138,6 +146,9 @@ def _caption(result: AttentionResult, shown: View, hidden: int) -> str:
     mask_caption = result.mask.caption()
     if mask_caption is not None and shown.kind != "vectors":
         lines.append(mask_caption)
+    empty = empty_rows_text(result)
+    if empty is not None:
+        lines.append(empty)
     if params.projected and params.dropout > 0 and shown.command in ("weights", "context"):
         seed = params.dropout_seed if params.dropout_seed is not None else params.seed
         what = "weights shown" if shown.kind == "weights" else "context from weights"

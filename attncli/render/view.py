@@ -62,7 +62,10 @@ def view(result: AttentionResult, command: str) -> View:
     if command in ("scores", "weights"):
         matrix = result.attn_scores if command == "scores" else result.attn_weights
         kind: Kind = "scores" if command == "scores" else "weights"
-        return View(command, kind, result.heads, row_labels, tokens, query, matrix)
+        return View(command, kind, result.heads, row_labels, result.key_tokens, query, matrix)
+    if command in ("keys", "values") and result.prepared.kv is not None:
+        # cross-attention: every key's (and value's) own token
+        row_labels, rows = result.key_tokens, np.arange(len(result.key_tokens))
     vectors = {
         "context": result.context_vecs,
         "queries": result.queries,
@@ -144,6 +147,25 @@ def _groups_text(result: AttentionResult) -> str:
     kind = "multi-query" if layout.kv_heads == 1 else "grouped-query"
     plural = "s" if layout.kv_heads > 1 else ""
     return f"{kind}: {layout.kv_heads} key/value head{plural}, for query heads {', '.join(shown)}"
+
+
+def empty_rows_text(result: AttentionResult) -> str | None:
+    """A line naming the rows shown whose every key is masked (in some head), or None.
+
+    Their weights are 0 and their context vectors zero, as torch's SDPA gives."""
+    mask = result.mask
+    if not mask.hides_any:
+        return None
+    n_keys = result.keys.shape[0]
+    empty = mask.hidden_heads(result.rows, 0, n_keys, result.heads).all(axis=-1).any(axis=0)
+    if not empty.any():
+        return None
+    names = [f"{shown_text(result.tokens[int(i)])!r} (#{int(i)})" for i in result.rows[empty][:5]]
+    more = f" and {int(empty.sum()) - 5} more" if empty.sum() > 5 else ""
+    return (
+        f"every key masked for {', '.join(names)}{more}: weights 0 and a zero context "
+        "vector, as torch's scaled_dot_product_attention gives"
+    )
 
 
 def hidden_cells(result: AttentionResult, shown: View, head: int = 0) -> NDArray[np.bool_]:

@@ -339,3 +339,23 @@ def test_bad_sources_say_what_is_wrong(
     assert result.stdout == ""
     assert fragment in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_latent_weights_files_give_the_same_numbers(attn: Invoke, tmp_path: Path) -> None:
+    """A MultiHeadLatentAttention state_dict (W_DKV, W_UK, W_UV, out_proj) read from a
+    file gives the numbers of the same seeded module."""
+    case = CASES["mla_h2_l3"]
+    drawn = attn("explain", *_flags(case), "-f", "json", terminal=True)
+    assert drawn.exit_code == 0, drawn.stderr
+    weights = json.loads(drawn.stdout)["steps"]["trainable_weights"]
+    state = {f"{name}.weight": weights[name] for name in ("W_query", "W_DKV", "W_UK", "W_UV")}
+    path = tmp_path / "mla.json"
+    path.write_text(json.dumps(state), encoding="utf-8")
+    result = _values(attn, "context", "-m", "causal", "--weights", str(path), "--heads", "2")
+    _close(result, case["heads_context"])  # no out_proj in the file: the heads side by side
+    state["W_key.weight"] = state["W_UK.weight"]
+    path.write_text(json.dumps(state), encoding="utf-8")
+    both = attn("context", "-m", "causal", "--weights", str(path), "--heads", "2", "-f", "json",
+                terminal=True)  # fmt: skip
+    assert both.exit_code == 1
+    assert "do not go together" in both.stderr

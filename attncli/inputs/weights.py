@@ -1,6 +1,7 @@
 """W_query, W_key, W_value (and biases, out_proj) from a JSON or .npz file.
 
-Names: `W_query` / `b_query` (and key, value), `W_out` / `b_out`, or a module's
+Names: `W_query` / `b_query` (and key, value), `W_out` / `b_out`, MultiHeadLatentAttention's
+`W_DKV`, `W_UK`, `W_UV` (its keys and values come from the latent X @ W_DKV), or a module's
 `state_dict()` names: `W_query.weight`, `W_query.bias`, `out_proj.weight`,
 `out_proj.bias`, and for MultiHeadAttentionWrapper `heads.0.W_query.weight` and so on.
 Buffers named `mask` are ignored.
@@ -34,8 +35,8 @@ from .text import describe
 
 _ROLES = ("query", "key", "value")
 _NAMES = (
-    "W_query, W_key, W_value (optional b_query, b_key, b_value, W_out, b_out), "
-    'or state_dict names such as "W_query.weight", "out_proj.bias"'
+    "W_query, W_key, W_value (optional b_query, b_key, b_value, W_out, b_out; a latent "
+    'module W_DKV, W_UK, W_UV), or state_dict names such as "W_query.weight", "out_proj.bias"'
 )
 _HEAD_KEY = re.compile(r"heads\.([0-9]+)\.(.+)", re.DOTALL)
 
@@ -147,8 +148,23 @@ def _module(
             raise AttnError(f"{path}: unknown entry {prefix + key!r}; expected {_NAMES}")
         state_dict_names |= key.endswith((".weight", ".bias"))
         found[name] = _array(value, path, prefix + key)
+    latent = "W_DKV" in found  # MultiHeadLatentAttention: W_UK, W_UV act on its latent
+    if latent:
+        for role, up in (("key", "UK"), ("value", "UV")):
+            if f"W_{role}" in found:
+                raise AttnError(
+                    f"{path}: {prefix}W_DKV (a latent attention's) and {prefix}W_{role} "
+                    f"(a direct projection's) do not go together; a latent module has W_{up}"
+                )
+            for kind in ("W", "b"):
+                if f"{kind}_{up}" in found:
+                    found[f"{kind}_{role}"] = found.pop(f"{kind}_{up}")
+    elif any(name in found for name in ("W_UK", "W_UV", "b_UK", "b_UV", "b_DKV")):
+        raise AttnError(f"{path}: has W_UK or W_UV but no {prefix}W_DKV, the latent they act on")
     missing = [f"{prefix}W_{role}" for role in _ROLES if f"W_{role}" not in found]
     if missing:
+        if latent:
+            missing = [m.replace("W_key", "W_UK").replace("W_value", "W_UV") for m in missing]
         raise AttnError(f"{path}: no {', '.join(missing)}; expected {_NAMES}")
     layout = explicit or (WeightLayout.LINEAR if state_dict_names else None)
     W_query = found["W_query"]
@@ -182,9 +198,15 @@ def _module(
     # against the head count.
     W_key = found["W_key"]
     kv_width = d_out
-    if W_key.ndim == 2 and W_key.shape != stored_shape:
+    kv_in = d_in  # what W_key and W_value act on: the inputs, or the latent
+    W_DKV = b_DKV = None
+    if latent:
+        kv_in = _latent_width(found["W_DKV"], layout, d_in, path, prefix)
+        W_DKV = applied("W_DKV", (kv_in, d_in) if layout is WeightLayout.LINEAR else (d_in, kv_in))
+        b_DKV = applied("b_DKV", (kv_in,))
+    elif W_key.ndim == 2 and W_key.shape != stored_shape:
         kv_width = W_key.shape[0] if layout is WeightLayout.LINEAR else W_key.shape[1]
-    kv_shape = (kv_width, d_in) if layout is WeightLayout.LINEAR else (d_in, kv_width)
+    kv_shape = (kv_width, kv_in) if layout is WeightLayout.LINEAR else (kv_in, kv_width)
     widths = {"query": d_out, "key": kv_width, "value": kv_width}
     weights = {
         f"W_{r}": applied(f"W_{r}", stored_shape if r == "query" else kv_shape) for r in _ROLES
@@ -205,8 +227,24 @@ def _module(
         b_out,
         layout=layout,
         file=path,
+        W_DKV=W_DKV,
+        b_DKV=b_DKV,
     )
     return projections, layout
+
+
+def _latent_width(
+    W_DKV: NDArray[np.float64], layout: WeightLayout, d_in: int, path: str, prefix: str
+) -> int:
+    """The latent's width L from W_DKV, (L, d_in) in nn.Linear's layout, else (d_in, L)."""
+    linear = layout is WeightLayout.LINEAR
+    if W_DKV.ndim != 2 or W_DKV.shape[1 if linear else 0] != d_in:
+        needed = "(L, d_in)" if linear else "(d_in, L)"
+        raise AttnError(
+            f"{path}: {prefix}W_DKV has shape {W_DKV.shape}; a {layout.value}-layout W_DKV is "
+            f"{needed} with d_in = {d_in}"
+        )
+    return int(W_DKV.shape[0] if linear else W_DKV.shape[1])
 
 
 def _canonical(key: str) -> str | None:
@@ -218,6 +256,9 @@ def _canonical(key: str) -> str | None:
         "W_out": "W_out",
         "b_out": "b_out",
     }
+    for latent in ("DKV", "UK", "UV"):  # MultiHeadLatentAttention's projections
+        aliases |= {f"W_{latent}": f"W_{latent}", f"W_{latent}.weight": f"W_{latent}"}
+        aliases |= {f"b_{latent}": f"b_{latent}", f"W_{latent}.bias": f"b_{latent}"}
     if key in aliases:
         return aliases[key]
     for role in _ROLES:

@@ -40,6 +40,14 @@ SETTINGS = (
     "dtype",
     "weights",
     "input_format",
+    # a model's KV cache (kv_memory.py): heads, batch and dtype above too
+    "emb_dim",
+    "layers",
+    "context_length",
+    "kv_groups",
+    "latent_dim",
+    "window",
+    "swa_ratio",
 )
 _SETTING = r"\{(~?)(" + "|".join(SETTINGS) + r")(?:=([^{}]*))?\}"
 # Flags with a short spelling, for messages that list several choices tersely.

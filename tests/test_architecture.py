@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).parent.parent / "attncli"
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"version", "errors"}),
     ("values", {"embeddings", "rng", "masks", "heads", "stages"}),
-    ("settings", {"params"}),
+    ("settings", {"params", "kv_memory"}),
     ("input text", {"inputs.reading", "inputs.text"}),
     ("input formats", {"inputs.json_text", "inputs.csv_text", "inputs.numpy_files"}),
     ("inputs", {"inputs"}),

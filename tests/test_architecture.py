@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "render.picture",
             "render.explain",
             "render.formats",
+            "render.kv_memory",
         },
     ),
     (

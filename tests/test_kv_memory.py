@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -564,7 +566,7 @@ def test_help_says_what_kv_groups_counts(attn: Invoke, monkeypatch: pytest.Monke
     assert "[default: fp16]" in text
     assert "csv: a header and one row per variant" in text
     assert "npy" not in text
-    shown = next(flag for flag in options.KV_MEMORY_FLAGS if flag.name == "format")
+    shown = next(flag for flag in options.kv_memory_flags() if flag.name == "format")
     assert shown.metavar == "<table|json|csv|markdown|svg|html>"
 
 
@@ -651,7 +653,7 @@ def test_fast_parser_agrees_with_typer(rest: list[str]) -> None:
 
 def test_every_typer_option_is_in_the_table() -> None:
     command: Any = typer.main.get_command(build_app(lambda parsed: None)).commands["kv-memory"]  # type: ignore[attr-defined]
-    declared = {decl for flag in options.KV_MEMORY_FLAGS for decl in flag.decls}
+    declared = {decl for flag in options.kv_memory_flags() for decl in flag.decls}
     typer_side = set()
     for param in command.params:
         if param.param_type_name == "option" and param.name != "help":
@@ -660,7 +662,7 @@ def test_every_typer_option_is_in_the_table() -> None:
             typer_side.update(names[1:] if not param.secondary_opts else [])
     assert typer_side == declared
     assert not [p for p in command.params if p.param_type_name == "argument"]  # no INPUT
-    for flag in options.KV_MEMORY_FLAGS:
+    for flag in options.kv_memory_flags():
         param = next(p for p in command.params if p.name == flag.name)
         assert param.default == flag.default
         assert param.help == flag.help
@@ -673,3 +675,20 @@ def test_everyday_calls_take_the_fast_path() -> None:
     assert parsed.values["dtype"] is KVDType.BF16
     assert "input" not in parsed.values
     assert parsed.explicit == {"kv_groups", "dtype", "format"}
+
+
+def test_the_attention_commands_do_not_load_it() -> None:
+    """kv-memory's module and flags cost the other commands nothing at start-up."""
+    code = (
+        "import sys; from attncli.cli.app import run; run(['context', '-f', 'json']); "
+        "print(sorted(m for m in sys.modules if 'kv_memory' in m), file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,  # no INPUT and nothing piped in: the book's tokens
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(result.stdout)["command"] == "context"
+    assert result.stderr.strip() == "[]"

@@ -1,9 +1,9 @@
 """attn's command-line options, declared once, and the fast parser for everyday calls.
 
-`FLAGS` is the single declaration of the attention commands' options, `KV_MEMORY_FLAGS`
-of `attn kv-memory`'s (`COMMAND_FLAGS` says whose are whose): typer_app.py builds the
-Typer commands (help, completion, error messages) from them, and `parse` reads an
-ordinary call such as
+`FLAGS` is the single declaration of the attention commands' options, and
+`kv_memory_flags()` of `attn kv-memory`'s (`command_flags` gives each command its own):
+typer_app.py builds the Typer commands (help, completion, error messages) from them, and
+`parse` reads an ordinary call such as
 `attn context x.csv -m causal -f json` without importing Typer at all, which is most
 of attn's start-up time. Whatever `parse` is not sure about (help, a typo, a bad
 value, completion) it leaves to Typer by returning None, so both give the same
@@ -13,12 +13,12 @@ results and Typer alone words the errors; a test checks that they agree.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..inputs.text import InputFormat
-from ..kv_memory import KVConfig, KVDType
 from ..params import DType, Init, Mode
 from ..render import formats
 from ..render.formats import FormatSpec, OutputFormat
@@ -348,127 +348,133 @@ FLAGS: tuple[Flag, ...] = (
     DEBUG,
 )
 
-# The sizes of a model whose KV cache `attn kv-memory` estimates: the book's scripts'
-# arguments (--emb_dim, --n_heads, ...) under attn's names, with their defaults where
-# they have one and the book's GPT-2 124M where they require one.
-_MODEL = KVConfig()
-KV_MEMORY_FLAGS: tuple[Flag, ...] = (
-    Flag(
-        "emb_dim",
-        ("--emb-dim",),
-        "int",
-        _MODEL.emb_dim,
-        "Embedding size, d_model (the scripts' --emb_dim). The default sizes are the "
-        "book's GPT_CONFIG_124M (chapter 4).",
-        MODEL_PANEL,
-        metavar="D",
-    ),
-    Flag(
-        "heads",
-        ("--heads",),
-        "int",
-        _MODEL.heads,
-        "Attention (query) heads, n_heads; head_dim = emb_dim / heads, rounded up as the "
-        "scripts do.",
-        MODEL_PANEL,
-        metavar="H",
-    ),
-    Flag(
-        "layers",
-        ("--layers",),
-        "int",
-        _MODEL.layers,
-        "Transformer layers, each with its own cache (n_layers).",
-        MODEL_PANEL,
-        metavar="L",
-    ),
-    Flag(
-        "context_length",
-        ("--context-length",),
-        "int",
-        _MODEL.context_length,
-        "Tokens cached per sequence (the scripts' --context_length and its default).",
-        MODEL_PANEL,
-        metavar="T",
-    ),
-    Flag(
-        "batch",
-        ("--batch",),
-        "int",
-        _MODEL.batch,
-        "Sequences cached at once (the scripts' --batch_size).",
-        MODEL_PANEL,
-        metavar="B",
-    ),
-    Flag(
-        "dtype",
-        ("--dtype",),
-        "choice",
-        _MODEL.dtype,
-        "Element type of the cache: fp32 (4 bytes), bf16 or fp16 (2), fp8 or int8 (1), the "
-        "scripts' choices; float32, bfloat16 and float16 are torch's names for the same.",
-        MODEL_PANEL,
-        metavar="<fp32|bf16|fp16|fp8|int8>",  # and torch's names, said in the help
-        choices=KVDType,
-    ),
-    Flag(
-        "kv_groups",
-        ("--kv-groups",),
-        "int",
-        None,
-        "Add grouped-query attention (GQA) with G key/value heads, each shared by heads / G "
-        "query heads. G is the NUMBER of KV heads, as num_kv_groups of the book's "
-        "GroupedQueryAttention; the memory_estimator scripts' --n_kv_groups is the group "
-        "SIZE instead: their --n_heads 32 --n_kv_groups 4 is --heads 32 --kv-groups 8.",
-        MODEL_PANEL,
-        metavar="G",
-        show_default=False,
-    ),
-    Flag(
-        "latent_dim",
-        ("--latent-dim",),
-        "int",
-        None,
-        "Add multi-head latent attention (MLA): one latent vector of D numbers cached per "
-        "token and layer instead of the keys and values.",
-        MODEL_PANEL,
-        metavar="D",
-        show_default=False,
-    ),
-    Flag(
-        "window",
-        ("--window",),
-        "int",
-        None,
-        "Add sliding-window attention (SWA): the sliding-window layers cache only the last "
-        "W tokens (the scripts' --sliding_window_size); --swa-ratio says which layers.",
-        MODEL_PANEL,
-        metavar="W",
-        show_default=False,
-    ),
-    Flag(
-        "swa_ratio",
-        ("--swa-ratio",),
-        "text",
-        _MODEL.swa_ratio,
-        "With --window: sliding-window to full layers in each block of layers, e.g. 5:1 "
-        "(Gemma 3: five sliding-window layers, then a full one) or 1:1 (Gemma 2); 1:0, the "
-        "scripts' default, makes every layer sliding-window.",
-        MODEL_PANEL,
-        metavar="A:B",
-    ),
-    _format_flag(
-        lambda spec: spec.kv_memory, {OutputFormat.CSV: "a header and one row per variant"}
-    ),
-    OUTPUT,
-    COLOR,
-    DEBUG,
-)
 
-COMMAND_FLAGS: dict[str, tuple[Flag, ...]] = {
-    **dict.fromkeys(ATTENTION_COMMANDS, FLAGS),
-    KV_MEMORY: KV_MEMORY_FLAGS,
-}
+@functools.cache
+def kv_memory_flags() -> tuple[Flag, ...]:
+    """`attn kv-memory`'s flags: the book's scripts' arguments (--emb_dim, --n_heads, ...)
+    under attn's names, with their defaults where they have one and the book's GPT-2 124M
+    where they require one; the output flags shared. Built when first asked for, so the
+    attention commands never import kv_memory.py."""
+    from ..kv_memory import KVConfig, KVDType
+
+    model = KVConfig()
+    return (
+        Flag(
+            "emb_dim",
+            ("--emb-dim",),
+            "int",
+            model.emb_dim,
+            "Embedding size, d_model (the scripts' --emb_dim). The default sizes are the "
+            "book's GPT_CONFIG_124M (chapter 4).",
+            MODEL_PANEL,
+            metavar="D",
+        ),
+        Flag(
+            "heads",
+            ("--heads",),
+            "int",
+            model.heads,
+            "Attention (query) heads, n_heads; head_dim = emb_dim / heads, rounded up as the "
+            "scripts do.",
+            MODEL_PANEL,
+            metavar="H",
+        ),
+        Flag(
+            "layers",
+            ("--layers",),
+            "int",
+            model.layers,
+            "Transformer layers, each with its own cache (n_layers).",
+            MODEL_PANEL,
+            metavar="L",
+        ),
+        Flag(
+            "context_length",
+            ("--context-length",),
+            "int",
+            model.context_length,
+            "Tokens cached per sequence (the scripts' --context_length and its default).",
+            MODEL_PANEL,
+            metavar="T",
+        ),
+        Flag(
+            "batch",
+            ("--batch",),
+            "int",
+            model.batch,
+            "Sequences cached at once (the scripts' --batch_size).",
+            MODEL_PANEL,
+            metavar="B",
+        ),
+        Flag(
+            "dtype",
+            ("--dtype",),
+            "choice",
+            model.dtype,
+            "Element type of the cache: fp32 (4 bytes), bf16 or fp16 (2), fp8 or int8 (1), the "
+            "scripts' choices; float32, bfloat16 and float16 are torch's names for the same.",
+            MODEL_PANEL,
+            metavar="<fp32|bf16|fp16|fp8|int8>",  # and torch's names, said in the help
+            choices=KVDType,
+        ),
+        Flag(
+            "kv_groups",
+            ("--kv-groups",),
+            "int",
+            None,
+            "Add grouped-query attention (GQA) with G key/value heads, each shared by heads / G "
+            "query heads. G is the NUMBER of KV heads, as num_kv_groups of the book's "
+            "GroupedQueryAttention; the memory_estimator scripts' --n_kv_groups is the group "
+            "SIZE instead: their --n_heads 32 --n_kv_groups 4 is --heads 32 --kv-groups 8.",
+            MODEL_PANEL,
+            metavar="G",
+            show_default=False,
+        ),
+        Flag(
+            "latent_dim",
+            ("--latent-dim",),
+            "int",
+            None,
+            "Add multi-head latent attention (MLA): one latent vector of D numbers cached per "
+            "token and layer instead of the keys and values.",
+            MODEL_PANEL,
+            metavar="D",
+            show_default=False,
+        ),
+        Flag(
+            "window",
+            ("--window",),
+            "int",
+            None,
+            "Add sliding-window attention (SWA): the sliding-window layers cache only the last "
+            "W tokens (the scripts' --sliding_window_size); --swa-ratio says which layers.",
+            MODEL_PANEL,
+            metavar="W",
+            show_default=False,
+        ),
+        Flag(
+            "swa_ratio",
+            ("--swa-ratio",),
+            "text",
+            model.swa_ratio,
+            "With --window: sliding-window to full layers in each block of layers, e.g. 5:1 "
+            "(Gemma 3: five sliding-window layers, then a full one) or 1:1 (Gemma 2); 1:0, the "
+            "scripts' default, makes every layer sliding-window.",
+            MODEL_PANEL,
+            metavar="A:B",
+        ),
+        _format_flag(
+            lambda spec: spec.kv_memory, {OutputFormat.CSV: "a header and one row per variant"}
+        ),
+        OUTPUT,
+        COLOR,
+        DEBUG,
+    )
+
+
+def command_flags(command: str) -> tuple[Flag, ...]:
+    """The flags of `command`."""
+    return kv_memory_flags() if command == KV_MEMORY else FLAGS
 
 
 @dataclass(frozen=True)
@@ -484,7 +490,7 @@ def defaults(command: str = ATTENTION_COMMANDS[0]) -> dict[str, Any]:
     """The values of a command line that gives no flag: INPUT (for the commands that
     take one) and every flag of `command` at its default."""
     values: dict[str, Any] = {"input": None} if command in ATTENTION_COMMANDS else {}
-    return values | {flag.name: flag.default for flag in COMMAND_FLAGS[command]}
+    return values | {flag.name: flag.default for flag in command_flags(command)}
 
 
 def _lookup(flags: tuple[Flag, ...]) -> dict[str, tuple[Flag, Any]]:
@@ -501,7 +507,16 @@ def _lookup(flags: tuple[Flag, ...]) -> dict[str, tuple[Flag, Any]]:
     return table
 
 
-_SPELLINGS = {command: _lookup(flags) for command, flags in COMMAND_FLAGS.items()}
+_SPELLINGS = _lookup(FLAGS)
+
+
+def _spellings(command: str) -> dict[str, tuple[Flag, Any]]:
+    return _kv_memory_spellings() if command == KV_MEMORY else _SPELLINGS
+
+
+@functools.cache
+def _kv_memory_spellings() -> dict[str, tuple[Flag, Any]]:
+    return _lookup(kv_memory_flags())
 
 
 def parse(argv: Sequence[str]) -> Parsed | None:
@@ -509,7 +524,7 @@ def parse(argv: Sequence[str]) -> Parsed | None:
     Typer (help, completion, an unknown option, a value that does not parse, ...)."""
     if not argv or argv[0] not in COMMANDS:
         return None
-    spellings = _SPELLINGS[argv[0]]
+    spellings = _spellings(argv[0])
     values = defaults(argv[0])
     explicit: set[str] = set()
     positional: list[str] = []

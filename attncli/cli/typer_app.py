@@ -1,4 +1,4 @@
-"""The Typer app: help, shell completion and usage errors, built from options.COMMAND_FLAGS.
+"""The Typer app: help, shell completion and usage errors, built from options' flags.
 
 app.run() reads ordinary command lines itself (options.parse) and hands everything else
 here: `--help`, `--version`, completion, and calls with a mistake in them, which Typer
@@ -24,7 +24,6 @@ from ..version import __version__
 from . import output
 from .options import (
     ATTENTION_COMMANDS,
-    COMMAND_FLAGS,
     COMMANDS,
     EXAMPLES,
     FLAGS,
@@ -32,6 +31,7 @@ from .options import (
     INPUT_HELP,
     Flag,
     Parsed,
+    command_flags,
     real,
     whole,
 )
@@ -160,7 +160,7 @@ def _annotation(flag: Flag) -> Any:
 
 def _command(name: str, execute: Execute) -> Callable[..., None]:
     """A Typer command whose parameters are INPUT (for the attention commands) and the
-    flags options.COMMAND_FLAGS gives it."""
+    flags options.command_flags gives it."""
 
     def run(ctx: typer.Context, **values: Any) -> None:
         explicit = frozenset(
@@ -189,7 +189,7 @@ def _command(name: str, execute: Execute) -> Callable[..., None]:
             inspect.Parameter(
                 flag.name, keyword, default=flag.default, annotation=_annotation(flag)
             )
-            for flag in COMMAND_FLAGS[name]
+            for flag in command_flags(name)
         ),
     ]
     run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]

@@ -129,13 +129,15 @@ class Job:
         return View(self.command, "vectors", 1, rows, labels, self.query), [matrix]
 
 
-class MemoryJob(NamedTuple):
+class MemoryJob:
     """`attn kv-memory`'s output to make: the estimate (computed and checked already),
-    and whether pictures are coloured."""
+    and whether pictures are coloured. A plain class, as Job."""
 
-    report: KVMemory
-    color: bool = True
-    command: str = "kv-memory"
+    command = "kv-memory"
+
+    def __init__(self, report: KVMemory, color: bool = True) -> None:
+        self.report = report
+        self.color = color
 
 
 AnyJob = Job | MemoryJob

@@ -526,6 +526,12 @@ def test_a_narrow_terminal_keeps_the_gb(attn: Invoke, monkeypatch: pytest.Monkey
             "attn kv-memory writes a table (-f table, svg or html) or data (-f json, csv or markdown), not npy",
         ),
         (["-o", "kv.npy"], "not npy"),
+        (
+            ["-o", "kv.dat"],
+            "cannot tell the format of -o kv.dat from its extension; add -f table, json, csv, "
+            "markdown, svg or html (or name it .txt, .json, .csv, .md, .markdown, .svg, .html "
+            "or .htm)",
+        ),
         (["--color", "-f", "json"], "--color has no effect on json output"),
         (["--dtype", "fp64"], "Invalid value for '--dtype': 'fp64' is not one of"),
         (["--dtype", "float64"], "Invalid value for '--dtype'"),

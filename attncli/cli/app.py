@@ -214,7 +214,7 @@ def execute_kv_memory(parsed: Parsed) -> None:
 
     values = parsed.values
     target = None if _is_stdout(values["output"]) else values["output"]
-    spec = formats.FORMATS[_output_format(values["format"], target)]
+    spec = formats.FORMATS[_output_format(values["format"], target, lambda f: f.kv_memory)]
     check_flags(parsed, spec)
     job = formats.MemoryJob(estimate(config_from(parsed)), color=values["color"] is not False)
     if spec.write is None:
@@ -243,8 +243,13 @@ def _output_size(job: formats.Job, spec: formats.FormatSpec) -> int:
     return count * per_value
 
 
-def _output_format(chosen: OutputFormat | None, path: str | None) -> OutputFormat:
-    """The format -f names, or -o's extension implies, or the terminal or pipe asks for."""
+def _output_format(
+    chosen: OutputFormat | None,
+    path: str | None,
+    written: Callable[[formats.FormatSpec], bool] = lambda spec: True,
+) -> OutputFormat:
+    """The format -f names, or -o's extension implies, or the terminal or pipe asks for
+    (`written`: the formats the command writes, for the message)."""
     if chosen is not None:
         return chosen
     if path is not None:
@@ -253,9 +258,12 @@ def _output_format(chosen: OutputFormat | None, path: str | None) -> OutputForma
             return by_extension
         if output.output_target(path).kind in ("device", "descriptor"):
             return OutputFormat.JSON  # /dev/null, a named pipe, >(cmd): as into a pipe
+        extensions = [
+            e for spec in formats.FORMATS.values() if written(spec) for e in spec.extensions
+        ]
         raise AttnError.usage(
             f"cannot tell the format of -o {path} from its extension; add -f "
-            f"{_either(formats.names())} (or name it {_either(formats.extensions())})"
+            f"{_either(formats.names(written))} (or name it {_either(extensions)})"
         )
     return OutputFormat.TABLE if stdout_is_terminal() else OutputFormat.JSON
 

@@ -128,7 +128,13 @@ class KVMemory(NamedTuple):
     swa_layers: int  # layers with a sliding window (0 without one)
     full_layers: int
     effective_window: int | None  # min(window, context_length)
+    swa_ratio: tuple[int, int] | None  # (sliding-window, full) layers per block, read
     variants: tuple[Variant, ...]
+
+    @property
+    def layer_ratio(self) -> str | None:
+        """The layer ratio as "A:B" (whatever spaces it was given with)."""
+        return None if self.swa_ratio is None else f"{self.swa_ratio[0]}:{self.swa_ratio[1]}"
 
     @property
     def mha(self) -> Variant:
@@ -326,8 +332,9 @@ def estimate(config: KVConfig) -> KVMemory:
         )
         for name, kv_heads, per_token in kinds
     ]
-    swa_layers, full_layers, window = 0, c.layers, None
+    swa_layers, full_layers, window, ratio = 0, c.layers, None, None
     if c.window is not None:
+        ratio = (swa_share, full_share)
         swa_layers, full_layers = distribute_layers(c.layers, swa_share, full_share)
         window = min(c.context_length, c.window)
         variants += [
@@ -342,4 +349,4 @@ def estimate(config: KVConfig) -> KVMemory:
             )
             for name, kv_heads, per_token in kinds
         ]
-    return KVMemory(config, dim, bpe, swa_layers, full_layers, window, tuple(variants))
+    return KVMemory(config, dim, bpe, swa_layers, full_layers, window, ratio, tuple(variants))

@@ -698,3 +698,14 @@ def test_the_attention_commands_do_not_load_it() -> None:
     )
     assert json.loads(result.stdout)["command"] == "context"
     assert result.stderr.strip() == "[]"
+
+
+def test_a_ratio_is_shown_as_read(attn: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spaces around A:B are read as the scripts' int() reads them, and shown as A:B
+    (a newline in it never breaks a line of the table)."""
+    assert kv_json(attn, "--window", "64", "--swa-ratio", " 5 :1\n")["config"]["swa_ratio"] == "5:1"
+    monkeypatch.setenv("COLUMNS", "80")
+    table = attn("kv-memory", "--window", "64", "--swa-ratio", "1\n:0", terminal=True).stdout
+    assert "SWA 1:0: all 12 layers keep the last 64 tokens" in table
+    one = attn("kv-memory", "--layers", "1", "--window", "64", terminal=True).stdout
+    assert "SWA 1:0: all 1 layer keeps the last 64 tokens" in one

@@ -48,7 +48,7 @@ def notes(report: KVMemory) -> list[str]:
         )
     window = report.effective_window
     if c.window is not None and window is not None:
-        lines.append(f"SWA {c.swa_ratio}: {_sliding(report, c.window, window)}")
+        lines.append(f"SWA {report.layer_ratio}: {_sliding(report, c.window, window)}")
     lines.append("GB = 10⁹ bytes as the book's scripts print it; ratio and saved: against MHA")
     return lines
 
@@ -61,14 +61,12 @@ def _sliding(report: KVMemory, window: int, effective: int) -> str:
     """Which layers keep what, in words."""
     beyond = f" (a window of {window} holds the whole context)" if window > effective else ""
     swa, full = report.swa_layers, report.full_layers
+    keep = f"layer{_s(swa)} keep{'s' if swa == 1 else ''} the last {effective} tokens"
     if not full:
-        return f"all {swa} layers keep the last {effective} tokens{beyond}"
+        return f"all {swa} {keep}{beyond}"
     if not swa:
         return f"no layer slides a window: all {full} keep the whole context"
-    return (
-        f"{swa} layer{_s(swa)} keep{'s' if swa == 1 else ''} the last {effective} tokens, "
-        f"{full} the whole context{beyond}"
-    )
+    return f"{swa} {keep}, {full} the whole context{beyond}"
 
 
 def _cells(report: KVMemory, variant: Variant) -> list[str]:
@@ -177,7 +175,7 @@ def settings(report: KVMemory) -> dict[str, Any]:
         "kv_groups": c.kv_groups,
         "latent_dim": c.latent_dim,
         "window": c.window,
-        "swa_ratio": c.swa_ratio if c.window is not None else None,
+        "swa_ratio": report.layer_ratio,  # "A:B", or null without --window
     }
 
 

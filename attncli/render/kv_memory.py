@@ -133,10 +133,14 @@ def to_table(report: KVMemory, width: int = 80) -> RenderableType:
         table.add_column(
             _HEADERS[i], justify="left" if i == 0 else "right", vertical="bottom", no_wrap=True
         )
+    # the coloured cells padded to their column's width, so the colour fills them evenly
+    widths = {i: max(len(row[i]) for row in rows) for i in (3, 4)}
     for variant, cells in zip(report.variants, rows, strict=True):
         size = heat_style((variant.bytes / report.mha.bytes) ** 0.5)  # bytes and GB
         styles: dict[int, str | Style] = {0: "bold", 3: size, 4: size}
-        table.add_row(*(Text(cells[i], style=styles.get(i, "")) for i in shown))
+        table.add_row(
+            *(Text(cells[i].rjust(widths.get(i, 0)), style=styles.get(i, "")) for i in shown)
+        )
     lines = notes(report)
     if len(shown) < len(_HEADERS):
         left_out = ", ".join(COLUMNS[i] for i in range(len(COLUMNS)) if i not in shown)

@@ -48,6 +48,11 @@ SETTINGS = (
     "qkv",
     "kv",
     "causal_align",
+    # a model's KV cache (kv_memory.py): heads, batch and dtype above too
+    "emb_dim",
+    "layers",
+    "context_length",
+    "swa_ratio",
 )
 _SETTING = r"\{(~?)(" + "|".join(SETTINGS) + r")(?:=([^{}]*))?\}"
 # Flags with a short spelling, for messages that list several choices tersely.

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).parent.parent / "attncli"
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"version", "errors"}),
     ("values", {"embeddings", "rng", "masks", "heads", "stages"}),
-    ("settings", {"params"}),
+    ("settings", {"params", "kv_memory"}),
     ("input text", {"inputs.reading", "inputs.text"}),
     (
         "input formats",
@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "render.picture",
             "render.explain",
             "render.formats",
+            "render.kv_memory",
         },
     ),
     (
@@ -61,6 +62,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "cli.options",
             "cli.typer_app",
             "cli.app",
+            "cli.kv_memory",
             "cli.entry",
         },
     ),
@@ -77,6 +79,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "cli.signals": set(),
     "cli.entry": set(),
     "cli.options": set(),
+    "cli.kv_memory": set(),
     "cli": set(),
     "__init__": set(),
     "__main__": set(),

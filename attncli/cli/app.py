@@ -28,7 +28,7 @@ from ..render.formats import OutputFormat
 from ..rng import number_text
 from ..version import __version__
 from . import output, signals
-from .options import Parsed, parse
+from .options import KV_MEMORY, Parsed, parse
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,18 @@ def run(argv: Sequence[str] | None = None) -> int:
             with signals.held():  # Typer brings compiled extensions (pydantic) with it
                 from .typer_app import run_typer
 
-            return run_typer(argv, lambda typed: execute(request_from(typed)))
+            return run_typer(argv, dispatch)
 
         return guarded(run_typer, debug)
-    return guarded(lambda: execute(request_from(parsed)), debug)
+    return guarded(lambda: dispatch(parsed), debug)
+
+
+def dispatch(parsed: Parsed) -> None:
+    """Run the command a parsed command line names."""
+    if parsed.command == KV_MEMORY:
+        execute_kv_memory(parsed)
+    else:
+        execute(request_from(parsed))
 
 
 def _debugging(argv: Sequence[str]) -> bool:
@@ -169,11 +177,9 @@ def _fail(message: str, status: int) -> int:
 
 def execute(request: Request) -> None:
     """Check the flags, load, compute, render, write: the whole of one `attn` call."""
-    if request.output == "-" or (
-        request.output is not None and output.output_target(request.output).kind == "stdout"
-    ):  # -o - and -o /dev/stdout are stdout, with its defaults
+    if _is_stdout(request.output):  # -o - and -o /dev/stdout are stdout, with its defaults
         request = dataclasses.replace(request, output=None)
-    spec = formats.FORMATS[_output_format(request)]
+    spec = formats.FORMATS[_output_format(request.format, request.output)]
     _check_flags(request, spec)
     qkv = None
     kv = None
@@ -220,7 +226,7 @@ def execute(request: Request) -> None:
         qkv=qkv,
     )
     if spec.write is None:  # the table: drawn on a console
-        _print_table(request, job)
+        _print_table(job, request.output, request.color)
         return
     with output.progress(job.work if spec.streamed else 0, f"attn {request.command}") as bar:
         job.progress = bar
@@ -252,6 +258,30 @@ def _check_cross(request: Request, n_queries: int, n_keys: int) -> None:
         )
 
 
+def execute_kv_memory(parsed: Parsed) -> None:
+    """`attn kv-memory`: check the flags, estimate, render, write."""
+    from ..kv_memory import estimate
+    from .kv_memory import check_flags, config_from
+
+    values = parsed.values
+    target = None if _is_stdout(values["output"]) else values["output"]
+    spec = formats.FORMATS[_output_format(values["format"], target, lambda f: f.kv_memory)]
+    check_flags(parsed, spec)
+    job = formats.MemoryJob(estimate(config_from(parsed)), color=values["color"] is not False)
+    if spec.write is None:
+        _print_table(job, target, values["color"])
+        return
+    chunks = spec.write(job)
+    with output.sink(target) as write:
+        for chunk in chunks:
+            write(chunk)
+
+
+def _is_stdout(path: str | None) -> bool:
+    """-o - and -o /dev/stdout: stdout."""
+    return path == "-" or (path is not None and output.output_target(path).kind == "stdout")
+
+
 def _output_size(job: formats.Job, spec: formats.FormatSpec) -> int:
     """About how many bytes a streamed output writes."""
     prepared = job.prepared()
@@ -264,18 +294,27 @@ def _output_size(job: formats.Job, spec: formats.FormatSpec) -> int:
     return count * per_value
 
 
-def _output_format(request: Request) -> OutputFormat:
-    if request.format is not None:
-        return request.format
-    if request.output is not None:
-        by_extension = formats.by_extension(request.output)
+def _output_format(
+    chosen: OutputFormat | None,
+    path: str | None,
+    written: Callable[[formats.FormatSpec], bool] = lambda spec: True,
+) -> OutputFormat:
+    """The format -f names, or -o's extension implies, or the terminal or pipe asks for
+    (`written`: the formats the command writes, for the message)."""
+    if chosen is not None:
+        return chosen
+    if path is not None:
+        by_extension = formats.by_extension(path)
         if by_extension is not None:
             return by_extension
-        if output.output_target(request.output).kind in ("device", "descriptor"):
+        if output.output_target(path).kind in ("device", "descriptor"):
             return OutputFormat.JSON  # /dev/null, a named pipe, >(cmd): as into a pipe
+        extensions = [
+            e for spec in formats.FORMATS.values() if written(spec) for e in spec.extensions
+        ]
         raise AttnError.usage(
-            f"cannot tell the format of -o {request.output} from its extension; add -f "
-            f"{_either(formats.names())} (or name it {_either(formats.extensions())})"
+            f"cannot tell the format of -o {path} from its extension; add -f "
+            f"{_either(formats.names(written))} (or name it {_either(extensions)})"
         )
     return OutputFormat.TABLE if stdout_is_terminal() else OutputFormat.JSON
 
@@ -475,10 +514,10 @@ def _read_input(request: Request) -> Embeddings:
 # ---------------------------------------------------------------- writing
 
 
-def _print_table(request: Request, job: formats.Job) -> None:
+def _print_table(job: formats.AnyJob, path: str | None, color: bool | None) -> None:
     """The heat-map table (or explain's panels): on the terminal, or into a text file."""
-    buffer = io.StringIO() if request.output is not None else None
-    console = output.console(request.color, buffer)
+    buffer = io.StringIO() if path is not None else None
+    console = output.console(color, buffer)
     renderable = formats.draw(job, console.width)
     if buffer is None:
         if sys.stdout is None:
@@ -489,7 +528,7 @@ def _print_table(request: Request, job: formats.Job) -> None:
             console.print(renderable)
         return
     console.print(renderable)
-    with output.sink(request.output) as write:
+    with output.sink(path) as write:
         write(buffer.getvalue())
 
 

@@ -1,7 +1,9 @@
 """attn's command-line options, declared once, and the fast parser for everyday calls.
 
-`FLAGS` is the single declaration: typer_app.py builds the Typer commands (help,
-completion, error messages) from it, and `parse` reads an ordinary call such as
+`FLAGS` is the single declaration of the attention commands' options, and
+`kv_memory_flags()` of `attn kv-memory`'s (`command_flags` gives each command its own):
+typer_app.py builds the Typer commands (help, completion, error messages) from them, and
+`parse` reads an ordinary call such as
 `attn context x.csv -m causal -f json` without importing Typer at all, which is most
 of attn's start-up time. Whatever `parse` is not sure about (help, a typo, a bad
 value, completion) it leaves to Typer by returning None, so both give the same
@@ -11,16 +13,20 @@ results and Typer alone words the errors; a test checks that they agree.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..inputs.text import InputFormat
 from ..params import DType, Init, Mode
 from ..render import formats
-from ..render.formats import OutputFormat
+from ..render.formats import FormatSpec, OutputFormat
 
-COMMANDS = ("scores", "weights", "context", "queries", "keys", "values", "explain")
+# The commands on token embeddings (an optional INPUT), and the one on a model's sizes.
+ATTENTION_COMMANDS = ("scores", "weights", "context", "queries", "keys", "values", "explain")
+KV_MEMORY = "kv-memory"
+COMMANDS = (*ATTENTION_COMMANDS, KV_MEMORY)
 
 HELP = {
     "scores": (
@@ -42,6 +48,15 @@ HELP = {
         "One query's attention, step by step with the real numbers: the projections, each "
         "dot product, the scaling, the mask, the softmax, dropout and the weighted sum. "
         "Without --query, the book's query: the second token."
+    ),
+    KV_MEMORY: (
+        "The KV cache of a model configuration, in bytes and GB, as the book's memory "
+        "estimators (ch04/04_gqa, 05_mla, 06_swa) compute and print it: multi-head (MHA) "
+        "always; grouped-query (GQA) with --kv-groups, latent (MLA) with --latent-dim, "
+        "each also with sliding-window layers (SWA) with --window. Takes no INPUT. "
+        "--kv-groups is the NUMBER of key/value heads, as in the book's "
+        "GroupedQueryAttention; the scripts' --n_kv_groups is the group SIZE: their "
+        "--n_heads 32 --n_kv_groups 4 is --heads 32 --kv-groups 8."
     ),
 }
 
@@ -69,11 +84,19 @@ EXAMPLES = {
         "attn explain --mode causal --query starts",
         "attn explain my_tokens.csv -q 3 --mode trainable --heads 2 -f json",
     ),
+    KV_MEMORY: (
+        "attn kv-memory",
+        "attn kv-memory --emb-dim 4096 --heads 32 --layers 32 --context-length 32768 "
+        "--dtype bf16 --kv-groups 8 --window 1024 --swa-ratio 5:1",
+        "attn kv-memory --emb-dim 2048 --heads 24 --layers 48 --context-length 8192 "
+        "--dtype bf16 --kv-groups 6 --latent-dim 1024 -f json",
+    ),
 }
 
 Kind = Literal["text", "int", "float", "flag", "switch", "choice"]
 INPUT_PANEL = "Input"
 ATTENTION_PANEL = "Attention"
+MODEL_PANEL = "Model"
 OUTPUT_PANEL = "Output"
 BEYOND_PANEL = "Beyond chapter 3"
 
@@ -110,6 +133,73 @@ def real(text: str | float) -> float:
 INPUT_HELP = (
     "Token embeddings: a .json, .csv, .tsv, .npy or .npz file, or - for stdin. Without it, "
     "attn reads stdin when something is piped in, else uses the book's six tokens."
+)
+
+
+def _format_flag(
+    where: Callable[[FormatSpec], bool], descriptions: dict[OutputFormat, str] | None = None
+) -> Flag:
+    """--format, for a command that writes the formats `where` says yes to (in words of
+    its own for some, `descriptions`)."""
+    specs = [spec for spec in formats.FORMATS.values() if where(spec)]
+    every = len(specs) == len(formats.FORMATS)
+    extensions = [extension for spec in specs for extension in spec.extensions]
+    described = "; ".join(
+        f"{spec.name.value}: {(descriptions or {}).get(spec.name, spec.description)}"
+        for spec in specs
+    )
+    return Flag(
+        "format",
+        ("--format", "-f"),
+        "choice",
+        None,
+        "Output format. Default: table on a terminal, JSON when piped; with -o, from the "
+        f"file's extension ({' '.join(extensions)}). {described}.",
+        OUTPUT_PANEL,
+        # Typer lists every choice; a command that writes fewer names its own
+        metavar=None if every else "<" + "|".join(spec.name.value for spec in specs) + ">",
+        choices=OutputFormat,
+        show_default=False,
+    )
+
+
+PRECISION = Flag(
+    "precision",
+    ("--precision",),
+    "int",
+    4,
+    "Decimals shown in tables, Markdown, SVG and HTML (JSON, CSV and .npy keep full precision).",
+    OUTPUT_PANEL,
+    metavar="INT",
+)
+OUTPUT = Flag(
+    "output",
+    ("--output", "-o"),
+    "text",
+    None,
+    "Write the result to FILE (all at once: no partial file on error); - is stdout.",
+    OUTPUT_PANEL,
+    metavar="FILE",
+    show_default=False,
+)
+COLOR = Flag(
+    "color",
+    ("--color/--no-color",),
+    "switch",
+    None,
+    "Colour the table even when piped, or never (SVG and HTML are coloured unless "
+    "--no-color). Default: on a terminal, unless NO_COLOR is set.",
+    OUTPUT_PANEL,
+    show_default=False,
+)
+DEBUG = Flag(
+    "debug",
+    ("--debug",),
+    "flag",
+    False,
+    "On an error, print the full Python traceback too (for bug reports); ATTN_DEBUG=1 "
+    "does the same.",
+    OUTPUT_PANEL,
 )
 
 FLAGS: tuple[Flag, ...] = (
@@ -349,59 +439,140 @@ FLAGS: tuple[Flag, ...] = (
         metavar="S",
         show_default=False,
     ),
-    Flag(
-        "format",
-        ("--format", "-f"),
-        "choice",
-        None,
-        "Output format. Default: table on a terminal, JSON when piped; with -o, from the "
-        f"file's extension ({' '.join(formats.extensions())}). "
-        + "; ".join(f"{spec.name.value}: {spec.description}" for spec in formats.FORMATS.values())
-        + ".",
-        OUTPUT_PANEL,
-        choices=OutputFormat,
-        show_default=False,
-    ),
-    Flag(
-        "precision",
-        ("--precision",),
-        "int",
-        4,
-        "Decimals shown in tables, Markdown, SVG and HTML (JSON, CSV and .npy keep full "
-        "precision).",
-        OUTPUT_PANEL,
-        metavar="INT",
-    ),
-    Flag(
-        "output",
-        ("--output", "-o"),
-        "text",
-        None,
-        "Write the result to FILE (all at once: no partial file on error); - is stdout.",
-        OUTPUT_PANEL,
-        metavar="FILE",
-        show_default=False,
-    ),
-    Flag(
-        "color",
-        ("--color/--no-color",),
-        "switch",
-        None,
-        "Colour the table even when piped, or never (SVG and HTML are coloured unless "
-        "--no-color). Default: on a terminal, unless NO_COLOR is set.",
-        OUTPUT_PANEL,
-        show_default=False,
-    ),
-    Flag(
-        "debug",
-        ("--debug",),
-        "flag",
-        False,
-        "On an error, print the full Python traceback too (for bug reports); ATTN_DEBUG=1 "
-        "does the same.",
-        OUTPUT_PANEL,
-    ),
+    _format_flag(lambda spec: True),
+    PRECISION,
+    OUTPUT,
+    COLOR,
+    DEBUG,
 )
+
+
+@functools.cache
+def kv_memory_flags() -> tuple[Flag, ...]:
+    """`attn kv-memory`'s flags: the book's scripts' arguments (--emb_dim, --n_heads, ...)
+    under attn's names, with their defaults where they have one and the book's GPT-2 124M
+    where they require one; the output flags shared. Built when first asked for, so the
+    attention commands never import kv_memory.py."""
+    from ..kv_memory import KVConfig, KVDType
+
+    model = KVConfig()
+    return (
+        Flag(
+            "emb_dim",
+            ("--emb-dim",),
+            "int",
+            model.emb_dim,
+            "Embedding size, d_model (the scripts' --emb_dim). The default sizes are the "
+            "book's GPT_CONFIG_124M (chapter 4).",
+            MODEL_PANEL,
+            metavar="D",
+        ),
+        Flag(
+            "heads",
+            ("--heads",),
+            "int",
+            model.heads,
+            "Attention (query) heads, n_heads; head_dim = emb_dim / heads, rounded up as the "
+            "scripts do.",
+            MODEL_PANEL,
+            metavar="H",
+        ),
+        Flag(
+            "layers",
+            ("--layers",),
+            "int",
+            model.layers,
+            "Transformer layers, each with its own cache (n_layers).",
+            MODEL_PANEL,
+            metavar="L",
+        ),
+        Flag(
+            "context_length",
+            ("--context-length",),
+            "int",
+            model.context_length,
+            "Tokens cached per sequence (the scripts' --context_length and its default).",
+            MODEL_PANEL,
+            metavar="T",
+        ),
+        Flag(
+            "batch",
+            ("--batch",),
+            "int",
+            model.batch,
+            "Sequences cached at once (the scripts' --batch_size).",
+            MODEL_PANEL,
+            metavar="B",
+        ),
+        Flag(
+            "dtype",
+            ("--dtype",),
+            "choice",
+            model.dtype,
+            "Element type of the cache: fp32 (4 bytes), bf16 or fp16 (2), fp8 or int8 (1), the "
+            "scripts' choices; float32, bfloat16 and float16 are torch's names for the same.",
+            MODEL_PANEL,
+            metavar="<fp32|bf16|fp16|fp8|int8>",  # and torch's names, said in the help
+            choices=KVDType,
+        ),
+        Flag(
+            "kv_groups",
+            ("--kv-groups",),
+            "int",
+            None,
+            "Add grouped-query attention (GQA) with G key/value heads, each shared by heads / G "
+            "query heads. G is the NUMBER of KV heads, as num_kv_groups of the book's "
+            "GroupedQueryAttention; the memory_estimator scripts' --n_kv_groups is the group "
+            "SIZE instead: their --n_heads 32 --n_kv_groups 4 is --heads 32 --kv-groups 8.",
+            MODEL_PANEL,
+            metavar="G",
+            show_default=False,
+        ),
+        Flag(
+            "latent_dim",
+            ("--latent-dim",),
+            "int",
+            None,
+            "Add multi-head latent attention (MLA): one latent vector of D numbers cached per "
+            "token and layer instead of the keys and values.",
+            MODEL_PANEL,
+            metavar="D",
+            show_default=False,
+        ),
+        Flag(
+            "window",
+            ("--window",),
+            "int",
+            None,
+            "Add sliding-window attention (SWA): the sliding-window layers cache only the last "
+            "W tokens (the scripts' --sliding_window_size); --swa-ratio says which layers.",
+            MODEL_PANEL,
+            metavar="W",
+            show_default=False,
+        ),
+        Flag(
+            "swa_ratio",
+            ("--swa-ratio",),
+            "text",
+            model.swa_ratio,
+            "With --window: sliding-window to full layers in each block of layers, e.g. 5:1 "
+            "(Gemma 3: five sliding-window layers, then a full one) or 1:1 (Gemma 2); 1:0, the "
+            "scripts' default, makes every layer sliding-window.",
+            MODEL_PANEL,
+            metavar="A:B",
+        ),
+        _format_flag(
+            lambda spec: spec.kv_memory, {OutputFormat.CSV: "a header and one row per variant"}
+        ),
+        OUTPUT,
+        COLOR,
+        DEBUG,
+    )
+
+
+def command_flags(command: str) -> tuple[Flag, ...]:
+    """The flags of `command`."""
+    return kv_memory_flags() if command == KV_MEMORY else FLAGS
 
 
 @dataclass(frozen=True)
@@ -413,14 +584,17 @@ class Parsed:
     explicit: frozenset[str]  # the flags given on the command line
 
 
-def defaults() -> dict[str, Any]:
-    return {"input": None, **{flag.name: flag.default for flag in FLAGS}}
+def defaults(command: str = ATTENTION_COMMANDS[0]) -> dict[str, Any]:
+    """The values of a command line that gives no flag: INPUT (for the commands that
+    take one) and every flag of `command` at its default."""
+    values: dict[str, Any] = {"input": None} if command in ATTENTION_COMMANDS else {}
+    return values | {flag.name: flag.default for flag in command_flags(command)}
 
 
-def _lookup() -> dict[str, tuple[Flag, Any]]:
+def _lookup(flags: tuple[Flag, ...]) -> dict[str, tuple[Flag, Any]]:
     """Every spelling -> (flag, the value it sets when it takes none)."""
     table: dict[str, tuple[Flag, Any]] = {}
-    for flag in FLAGS:
+    for flag in flags:
         for decl in flag.decls:
             if flag.kind == "switch":
                 on, off = decl.split("/")
@@ -431,7 +605,16 @@ def _lookup() -> dict[str, tuple[Flag, Any]]:
     return table
 
 
-_SPELLINGS = _lookup()
+_SPELLINGS = _lookup(FLAGS)
+
+
+def _spellings(command: str) -> dict[str, tuple[Flag, Any]]:
+    return _kv_memory_spellings() if command == KV_MEMORY else _SPELLINGS
+
+
+@functools.cache
+def _kv_memory_spellings() -> dict[str, tuple[Flag, Any]]:
+    return _lookup(kv_memory_flags())
 
 
 def parse(argv: Sequence[str]) -> Parsed | None:
@@ -439,7 +622,8 @@ def parse(argv: Sequence[str]) -> Parsed | None:
     Typer (help, completion, an unknown option, a value that does not parse, ...)."""
     if not argv or argv[0] not in COMMANDS:
         return None
-    values = defaults()
+    spellings = _spellings(argv[0])
+    values = defaults(argv[0])
     explicit: set[str] = set()
     positional: list[str] = []
     args = list(argv[1:])
@@ -459,9 +643,9 @@ def parse(argv: Sequence[str]) -> Parsed | None:
                 name, attached = token.split("=", 1)
         elif len(token) > 2:  # -mcausal: a short option with its value attached
             name, attached = token[:2], token[2:]
-        if name not in _SPELLINGS:
+        if name not in spellings:
             return None  # help, a typo, a global option: Typer's business
-        flag, fixed = _SPELLINGS[name]
+        flag, fixed = spellings[name]
         if flag.kind in ("flag", "switch"):
             if attached is not None:
                 return None
@@ -477,8 +661,8 @@ def parse(argv: Sequence[str]) -> Parsed | None:
             except ValueError:
                 return None
         explicit.add(flag.name)
-    if len(positional) > 1:
-        return None
+    if len(positional) > ("input" in values):
+        return None  # an INPUT too many (kv-memory takes none): Typer says so
     if positional:
         values["input"] = positional[0]
     return Parsed(argv[0], values, frozenset(explicit))

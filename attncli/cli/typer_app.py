@@ -1,4 +1,4 @@
-"""The Typer app: help, shell completion and usage errors, built from options.FLAGS.
+"""The Typer app: help, shell completion and usage errors, built from options' flags.
 
 app.run() reads ordinary command lines itself (options.parse) and hands everything else
 here: `--help`, `--version`, completion, and calls with a mistake in them, which Typer
@@ -22,7 +22,19 @@ from ..errors import AttnError, ExitStatus
 from ..inputs import load
 from ..version import __version__
 from . import output
-from .options import COMMANDS, EXAMPLES, FLAGS, HELP, INPUT_HELP, Flag, Parsed, real, whole
+from .options import (
+    ATTENTION_COMMANDS,
+    COMMANDS,
+    EXAMPLES,
+    FLAGS,
+    HELP,
+    INPUT_HELP,
+    Flag,
+    Parsed,
+    command_flags,
+    real,
+    whole,
+)
 
 Execute = Callable[[Parsed], None]
 
@@ -147,7 +159,8 @@ def _annotation(flag: Flag) -> Any:
 
 
 def _command(name: str, execute: Execute) -> Callable[..., None]:
-    """A Typer command whose parameters are the flags of options.FLAGS."""
+    """A Typer command whose parameters are INPUT (for the attention commands) and the
+    flags options.command_flags gives it."""
 
     def run(ctx: typer.Context, **values: Any) -> None:
         explicit = frozenset(
@@ -160,22 +173,23 @@ def _command(name: str, execute: Execute) -> Callable[..., None]:
         execute(Parsed(name, values, explicit))
 
     keyword = inspect.Parameter.KEYWORD_ONLY
+    input_parameter = inspect.Parameter(
+        "input",
+        keyword,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Argument(metavar="INPUT", help=INPUT_HELP, show_default=False),
+        ],
+    )
     parameters = [
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
-        inspect.Parameter(
-            "input",
-            keyword,
-            default=None,
-            annotation=Annotated[
-                str | None,
-                typer.Argument(metavar="INPUT", help=INPUT_HELP, show_default=False),
-            ],
-        ),
+        *([input_parameter] if name in ATTENTION_COMMANDS else []),
         *(
             inspect.Parameter(
                 flag.name, keyword, default=flag.default, annotation=_annotation(flag)
             )
-            for flag in FLAGS
+            for flag in command_flags(name)
         ),
     ]
     run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]

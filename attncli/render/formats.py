@@ -1,12 +1,13 @@
 """The output formats, as one table: each format's name, file extensions, whether it
-is binary, streamed, rounded, drawn or coloured, whether `attn explain` writes it, and
-its writer. The command line reads everything it knows about formats from here (help,
-`-o` by extension, the flags that have no effect, how output is written), so a new
-format is one entry and its writer.
+is binary, streamed, rounded, drawn or coloured, whether `attn explain` and `attn
+kv-memory` write it, and its writer. The command line reads everything it knows about
+formats from here (help, `-o` by extension, the flags that have no effect, how output is
+written), so a new format is one entry and its writer.
 
-A writer is given a Job (what to show, and how to compute it) and first computes,
-then returns the pieces to write: every error is found before the first byte goes
-out. This module imports nothing heavy; each writer imports its module when called.
+A writer is given a Job (what to show, and how to compute it; for `attn kv-memory`, a
+MemoryJob) and first computes, then returns the pieces to write: every error is found
+before the first byte goes out. This module imports nothing heavy; each writer imports
+its module when called.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ..embeddings import Embeddings
     from ..inputs.mask_file import MaskArray
     from ..inputs.qkv_file import QKV
+    from ..kv_memory import KVMemory
     from ..params import AttentionParams, Projections
     from .data import Blocks
     from .view import View
@@ -145,6 +147,20 @@ class Job:
         return View(self.command, "vectors", 1, rows, labels, self.query), [matrix]
 
 
+class MemoryJob:
+    """`attn kv-memory`'s output to make: the estimate (computed and checked already),
+    and whether pictures are coloured. A plain class, as Job."""
+
+    command = "kv-memory"
+
+    def __init__(self, report: KVMemory, color: bool = True) -> None:
+        self.report = report
+        self.color = color
+
+
+AnyJob = Job | MemoryJob
+
+
 class FormatSpec(NamedTuple):
     """One output format and everything the command line needs to know of it."""
 
@@ -157,11 +173,16 @@ class FormatSpec(NamedTuple):
     drawn: bool = False  # drawn by rich: a long input's middle rows left out
     coloured: bool = False  # --color / --no-color mean something
     explains: bool = False  # attn explain writes it
+    kv_memory: bool = False  # attn kv-memory writes it
     # Computes, then returns the pieces to write (None: the table, drawn on a console).
-    write: Callable[[Job], Iterable[Chunk]] | None = None
+    write: Callable[[AnyJob], Iterable[Chunk]] | None = None
 
 
-def _write_json(job: Job) -> Iterable[Chunk]:
+def _write_json(job: AnyJob) -> Iterable[Chunk]:
+    if isinstance(job, MemoryJob):
+        from . import kv_memory
+
+        return [kv_memory.to_json(job.report)]
     if job.command == "explain":
         from .. import explain
 
@@ -172,28 +193,41 @@ def _write_json(job: Job) -> Iterable[Chunk]:
     return json_chunks(job.prepared(), shown, blocks)
 
 
-def _write_csv(job: Job) -> Iterable[Chunk]:
+def _write_csv(job: AnyJob) -> Iterable[Chunk]:
+    if isinstance(job, MemoryJob):
+        from . import kv_memory
+
+        return [kv_memory.to_csv(job.report)]
     from .data import csv_chunks
 
     shown, blocks = job.stream()
     return csv_chunks(shown, blocks)
 
 
-def _write_npy(job: Job) -> Iterable[Chunk]:
+def _write_npy(job: AnyJob) -> Iterable[Chunk]:
+    assert isinstance(job, Job), "attn kv-memory writes no .npy (FORMATS says so)"
     from .data import npy_chunks
 
     shown, blocks = job.stream()
     return npy_chunks(shown, blocks, job.prepared().keys.dtype)
 
 
-def _write_markdown(job: Job) -> Iterable[Chunk]:
+def _write_markdown(job: AnyJob) -> Iterable[Chunk]:
+    if isinstance(job, MemoryJob):
+        from . import kv_memory
+
+        return [kv_memory.to_markdown(job.report)]
     from .markdown import to_markdown
 
     return [to_markdown(job.result(), job.command, job.precision)]
 
 
-def draw(job: Job, width: int) -> RenderableType:
+def draw(job: AnyJob, width: int) -> RenderableType:
     """The heat-map table (or explain's panels) of a job, for `width` columns."""
+    if isinstance(job, MemoryJob):
+        from .kv_memory import to_table as memory_table
+
+        return memory_table(job.report, width)
     if job.command == "explain":
         from .. import explain
         from .explain import render
@@ -204,8 +238,8 @@ def draw(job: Job, width: int) -> RenderableType:
     return to_table(job.result(drawn=True), job.command, job.precision, width)
 
 
-def _picture(kind: str) -> Callable[[Job], Iterable[Chunk]]:
-    def write(job: Job) -> Iterator[Chunk]:
+def _picture(kind: str) -> Callable[[AnyJob], Iterable[Chunk]]:
+    def write(job: AnyJob) -> Iterator[Chunk]:
         from .picture import PICTURE_WIDTH, export_picture
 
         picture = export_picture(draw(job, PICTURE_WIDTH), kind, f"attn {job.command}", job.color)
@@ -225,6 +259,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             drawn=True,
             coloured=True,
             explains=True,
+            kv_memory=True,
         ),
         FormatSpec(
             OutputFormat.JSON,
@@ -232,6 +267,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             "one strict JSON object",
             streamed=True,
             explains=True,
+            kv_memory=True,
             write=_write_json,
         ),
         FormatSpec(
@@ -239,6 +275,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             (".csv",),
             "a header and one row per token",
             streamed=True,
+            kv_memory=True,
             write=_write_csv,
         ),
         FormatSpec(
@@ -254,6 +291,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             (".md", ".markdown"),
             "a table to paste into a post",
             rounded=True,
+            kv_memory=True,
             write=_write_markdown,
         ),
         FormatSpec(
@@ -264,6 +302,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             drawn=True,
             coloured=True,
             explains=True,
+            kv_memory=True,
             write=_picture("svg"),
         ),
         FormatSpec(
@@ -274,6 +313,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             drawn=True,
             coloured=True,
             explains=True,
+            kv_memory=True,
             write=_picture("html"),
         ),
     )

@@ -74,6 +74,12 @@ class Prepared:
     qkv_source: str | None = None  # queries, keys and values read from this file (--qkv)
 
     @property
+    def projected(self) -> bool:
+        """Whether the queries, keys and values are projections (W_query, ... or a
+        model's, from --qkv), rather than the inputs themselves (plain attention)."""
+        return self.params.projected or self.qkv_source is not None
+
+    @property
     def n_queries(self) -> int:
         """The query rows there are: one per input token."""
         return int(self.queries.shape[0])
@@ -114,15 +120,16 @@ class Prepared:
         """Every setting that produced the numbers, as JSON's `params` gives them (null
         where the mode has no such thing)."""
         params = self.params
-        if not params.projected:
+        if not params.projected or self.qkv_source is not None:
+            given = self.qkv_source is not None  # a model's q, k, v: its heads, no d_in
             return {
-                "d_in": self.embeddings.d_in,
+                "d_in": None if given else self.embeddings.d_in,
                 "d_out": None,
                 "seed": None,
                 "init": None,
                 "scale": self.scale,
-                "heads": 1,
-                "head_dim": None,
+                "heads": self.heads,
+                "head_dim": self.head_dim if given else None,
                 "wrapper": None,
                 "qkv_bias": None,
                 "dropout": None,
@@ -131,7 +138,7 @@ class Prepared:
                 "weights": None,
                 "parameters": 0,
                 "dtype": params.dtype.value,
-                "kv_groups": None,
+                "kv_groups": self.layout.kv_heads if self.layout.kv_heads != self.heads else None,
                 "latent_dim": None,
                 **self._mask_settings(),
             }
@@ -308,10 +315,11 @@ def prepare_qkv(
                 f"{qkv.source}: {name} holds numbers beyond {dtype.name}'s range; use "
                 f"{setting('dtype', 'float64')}"
             )
-    embeddings = Embeddings(tuple(f"q{i + 1}" for i in range(qkv.n_queries)), queries, qkv.source)
+    query_tokens, key_tokens = qkv_tokens(qkv)
+    embeddings = Embeddings(query_tokens, queries, qkv.source)
     kv = None
-    if qkv.n_keys != qkv.n_queries:  # cross-attention: the keys are other tokens
-        kv = Embeddings(tuple(f"k{j + 1}" for j in range(qkv.n_keys)), keys, qkv.source)
+    if key_tokens != query_tokens:  # cross-attention: the keys are other tokens
+        kv = Embeddings(key_tokens, keys, qkv.source)
     scale = qkv.head_dim**-0.5 if params.scale is None else params.scale
     mask = _mask(params, mask_file, layout, qkv.n_queries, qkv.n_keys)
     return Prepared(
@@ -328,6 +336,18 @@ def prepare_qkv(
         None,
         kv,
         qkv.source,
+    )
+
+
+def qkv_tokens(qkv: QKV) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Names for the positions of a --qkv file's queries and keys: t1, t2, ... when they
+    are the same tokens; q1, ... and k1, ... when there are fewer queries than keys."""
+    if qkv.n_queries == qkv.n_keys:
+        tokens = tuple(f"t{i + 1}" for i in range(qkv.n_queries))
+        return tokens, tokens
+    return (
+        tuple(f"q{i + 1}" for i in range(qkv.n_queries)),
+        tuple(f"k{j + 1}" for j in range(qkv.n_keys)),
     )
 
 

@@ -276,7 +276,7 @@ def test_an_all_masked_row_is_zero_and_marked(attn: Invoke, tmp_path: Path) -> N
     assert (context[2] == 0).all()
     table = attn("weights", *flags, "-f", "table", terminal=True)
     assert table.exit_code == 0, table.stderr
-    assert "every key masked for 'q3' (#2): weights 0 and a zero context vector" in table.stdout
+    assert "every key masked for 't3' (#2): weights 0 and a zero context vector" in table.stdout
 
 
 CROSS = TORCH["cross_attention"]
@@ -359,3 +359,18 @@ def test_latent_weights_files_give_the_same_numbers(attn: Invoke, tmp_path: Path
                 terminal=True)  # fmt: skip
     assert both.exit_code == 1
     assert "do not go together" in both.stderr
+
+
+def test_qkv_tokens_are_positions_and_query_picks_one(attn: Invoke, tmp_path: Path) -> None:
+    case = SDPA_CASES["gqa_causal"]
+    flags = _sdpa_files(tmp_path, case)
+    row = _values(attn, "context", *flags, "--query", "t4")
+    output = np.array(case["output"])[:, 3]  # (H, d): query 4's heads
+    _close(row, np.concatenate(list(output)))
+    explained = attn("explain", *flags, "-q", "t4", "-f", "json", terminal=True)
+    assert explained.exit_code == 0, explained.stderr
+    parsed = json.loads(explained.stdout)
+    assert parsed["params"]["qkv"] == flags[1]
+    assert parsed["params"]["heads"] == 4
+    assert parsed["params"]["kv_groups"] == 2
+    _close(parsed["steps"]["weights"], [head[3] for head in case["attn_weights"]])

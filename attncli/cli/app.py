@@ -184,12 +184,12 @@ def execute(request: Request) -> None:
     qkv = None
     kv = None
     if request.qkv is not None:
+        from ..attention import qkv_tokens
         from ..inputs.qkv_file import load_qkv
 
         qkv = load_qkv(request.qkv)
-        embeddings = Embeddings(
-            tuple(f"q{i + 1}" for i in range(qkv.n_queries)), qkv.q[0], qkv.source
-        )  # the query tokens' names, for --query
+        # the query tokens' names, for --query
+        embeddings = Embeddings(qkv_tokens(qkv)[0], qkv.q[0], qkv.source)
         n_keys, heads = qkv.n_keys, qkv.heads
     else:
         embeddings = _read_input(request)
@@ -457,7 +457,6 @@ _WEIGHT_FLAGS = (
     "weights",
     "kv_groups",
     "latent_dim",
-    "window",
 )
 
 

@@ -42,10 +42,11 @@ def render(walk: Walkthrough, precision: int = 4) -> RenderableType:
     drawing = _Drawing(walk, _Formatter(precision))
     result = walk.result
     T, d_in = result.embeddings.matrix.shape
+    source = f"d_in={d_in}" if result.prepared.qkv_source is None else "q, k, v given"
     drawing.parts.append(
         Text(
             f"attn explain · {result.params.mode.value} · query {drawing.token} "
-            f"(#{walk.query_index}) · {T} tokens, d_in={d_in}",
+            f"(#{walk.query_index}) · {T} tokens, {source}",
             style="bold",
         )
     )
@@ -89,6 +90,17 @@ class _Drawing:
 
 def _inputs(drawing: _Drawing) -> None:
     walk, fmt = drawing.walk, drawing.fmt
+    source = walk.result.prepared.qkv_source
+    if source is not None:  # no inputs: a model's queries, keys and values
+        drawing.panel(
+            "Queries, keys and values, as given",
+            Text(
+                f"q, k and v come from {shown_text(source)}, as a model computed them: no "
+                f"inputs, no projections. The query is token #{walk.query_index}, "
+                f"{drawing.token}; attention goes as torch's scaled_dot_product_attention."
+            ),
+        )
+        return
     x = walk.result.embeddings.matrix
     d_in = x.shape[1]
     drawing.panel(
@@ -104,6 +116,15 @@ def _inputs(drawing: _Drawing) -> None:
 def _projections(drawing: _Drawing, h: int) -> None:
     result, fmt = drawing.walk.result, drawing.fmt
     projections = result.projections
+    if result.prepared.qkv_source is not None:
+        drawing.panel(
+            "Query, keys and values",
+            Text(f"query q = {fmt.vector(result.queries[0])}; keys k_j and values v_j:"),
+            _keys_values_table(
+                drawing.key_tokens, result.keys, result.values, fmt, drawing.key_row
+            ),
+        )
+        return
     if projections is None:
         drawing.panel(
             "Query, keys and values",
@@ -207,7 +228,7 @@ def _head_banner(drawing: _Drawing, h: int) -> None:
 
 
 def _scores(drawing: _Drawing, h: int) -> None:
-    product = "q · k_j" if drawing.walk.result.params.projected else "x · x_j"
+    product = "q · k_j" if drawing.walk.result.prepared.projected else "x · x_j"
     drawing.panel(
         f"{drawing.label(h)}Attention scores",
         *_score_lines(drawing.walk, drawing.key_tokens, drawing.walk.heads[h], drawing.fmt),
@@ -218,7 +239,7 @@ def _scores(drawing: _Drawing, h: int) -> None:
 def _scale(drawing: _Drawing, h: int) -> None:
     result, fmt = drawing.walk.result, drawing.fmt
     given = result.params.scale is not None
-    if not result.params.projected and not given:
+    if not result.prepared.projected and not given:
         return  # section 3.3 does not scale
     why = (
         "Dividing by √d_k keeps the scores' spread independent of the dimension, so the "
@@ -334,7 +355,7 @@ def _dropout(drawing: _Drawing, h: int) -> None:
 
 
 def _context(drawing: _Drawing, h: int) -> None:
-    value_name = "v_j" if drawing.walk.result.params.projected else "x_j"
+    value_name = "v_j" if drawing.walk.result.prepared.projected else "x_j"
     drawing.panel(
         f"{drawing.label(h)}Context vector",
         *_context_lines(drawing.walk, drawing.key_tokens, drawing.walk.heads[h], drawing.fmt),
@@ -504,7 +525,7 @@ def _score_lines(
         else:
             terms = f"Σ of {d} products"
         lines.append(f"{terms} = {fmt(head.scores[j])}")
-    name = "k_j" if walk.result.params.projected else "x_j"
+    name = "k_j" if walk.result.prepared.projected else "x_j"
     intro = Text(
         f"The score of each key is its dot product with the query, Σ_d q_d·{name},d: how "
         "much the two vectors point the same way (book 3.3.1). These are `attn scores`."

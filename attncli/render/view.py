@@ -108,7 +108,14 @@ def settings_line(result: AttentionResult) -> str:
     params = result.params
     settings = result.prepared.settings()
     parts = [f"d_in={settings['d_in']}"]
-    if params.projected:
+    if settings["qkv"] is not None:  # a model's queries, keys and values, as given
+        parts = [f"q, k, v from {shown_text(settings['qkv'])}"]
+        parts.append(f"{result.heads} heads of {result.head_dim}")
+        if settings["kv_groups"] is not None:
+            parts.append(_groups_text(result))
+        if params.scale is None:
+            parts.append(f"scale=1/√{result.head_dim}={result.scale:.4g}")
+    elif params.projected:
         parts.append(f"d_out={settings['d_out']}")
         if result.heads > 1 or settings["kv_groups"] is not None:
             kind = "wrapper of " if settings["wrapper"] else ""
@@ -125,7 +132,7 @@ def settings_line(result: AttentionResult) -> str:
             parts.append(f"scale=1/√{result.head_dim}={result.scale:.4g}")
         if params.batch > 1:
             parts.append(f"batch item 0 of {params.batch}")
-    else:
+    else:  # plain attention
         scaling = "" if params.scale is not None else "; no scaling"
         parts.append(f"inputs as queries, keys, values{scaling}")
     if params.scale is not None:

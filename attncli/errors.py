@@ -48,6 +48,8 @@ SETTINGS = (
     "qkv",
     "kv",
     "causal_align",
+    "prefill",
+    "chunk",
 )
 _SETTING = r"\{(~?)(" + "|".join(SETTINGS) + r")(?:=([^{}]*))?\}"
 # Flags with a short spelling, for messages that list several choices tersely.

@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("limits", {"limits"}),
     ("attention", {"attention"}),
     ("explain", {"explain"}),
+    ("decoding", {"decoding"}),
     (
         "render",
         {

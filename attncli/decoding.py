@@ -104,8 +104,8 @@ class Decoding(NamedTuple):
     """Every step of one decoding run, and the full causal computation it equals."""
 
     prepared: Prepared
-    prefill: int | None
-    chunk: int
+    prefill: int | None  # the tokens fed at once first, or None (a first chunk)
+    chunk: int  # the tokens fed a step after it
     steps: tuple[Step, ...]
     full_context: NDArray[np.floating[Any]]  # (T, D): attention.context of the same Prepared
 
@@ -120,9 +120,11 @@ class Decoding(NamedTuple):
         return max(step.max_abs_diff for step in self.steps)
 
 
-def schedule(n_tokens: int, prefill: int | None = None, chunk: int = 1) -> list[tuple[int, int]]:
+def schedule(
+    n_tokens: int, prefill: int | None = None, chunk: int | None = None
+) -> list[tuple[int, int]]:
     """The tokens [start, stop) each step feeds: the first `prefill` at once (without
-    it, a first chunk), then `chunk` a step, the last step what is left.
+    it, a first chunk), then `chunk` a step (1 by default), the last step what is left.
 
     >>> schedule(12, prefill=5)[:3], schedule(7, chunk=3)
     ([(0, 5), (5, 6), (6, 7)], [(0, 3), (3, 6), (6, 7)])
@@ -130,15 +132,21 @@ def schedule(n_tokens: int, prefill: int | None = None, chunk: int = 1) -> list[
     if prefill is not None and not 1 <= prefill <= n_tokens:
         raise AttnError.usage(
             f"{setting('prefill', number_text(prefill))} is out of range: the prefill is the "
-            f"first 1 to {n_tokens} tokens of the input ({n_tokens} here), fed at once"
+            f"first 1 to {n_tokens} tokens of the input, fed at once"
         )
-    if not 1 <= chunk <= n_tokens:
+    if chunk is not None and not 1 <= chunk <= n_tokens:
         raise AttnError.usage(
             f"{setting('chunk', number_text(chunk))} is out of range: a step feeds 1 to "
-            f"{n_tokens} tokens ({n_tokens} here)"
+            f"{n_tokens} tokens (the input has {n_tokens})"
         )
-    first = chunk if prefill is None else prefill
-    starts = [0, *range(first, n_tokens, chunk)]
+    if chunk is not None and prefill == n_tokens:
+        raise AttnError.usage(
+            f"{setting('chunk', number_text(chunk))} has no effect: "
+            f"{setting('prefill', n_tokens)} feeds every token at once; drop one"
+        )
+    step = 1 if chunk is None else chunk
+    first = step if prefill is None else prefill
+    starts = [0, *range(first, n_tokens, step)]
     return list(zip(starts, [*starts[1:], n_tokens], strict=True))
 
 
@@ -173,7 +181,7 @@ def numbers_per_token(prepared: Prepared) -> int:
 def decode(
     prepared: Prepared,
     prefill: int | None = None,
-    chunk: int = 1,
+    chunk: int | None = None,
     memory: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Decoding:
@@ -192,7 +200,7 @@ def decode(
         steps.append(_step(prepared, start, stop, full))
         if progress is not None:
             progress(stop, prepared.n_queries)
-    return Decoding(prepared, prefill, chunk, tuple(steps), full)
+    return Decoding(prepared, prefill, 1 if chunk is None else chunk, tuple(steps), full)
 
 
 def _check_decodable(prepared: Prepared) -> None:

@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "render.fit",
             "render.picture",
             "render.explain",
+            "render.decoding",
             "render.formats",
         },
     ),

@@ -20,7 +20,7 @@ from ..params import DType, Init, Mode
 from ..render import formats
 from ..render.formats import OutputFormat
 
-COMMANDS = ("scores", "weights", "context", "queries", "keys", "values", "explain")
+COMMANDS = ("scores", "weights", "context", "queries", "keys", "values", "explain", "decode")
 
 HELP = {
     "scores": (
@@ -42,6 +42,16 @@ HELP = {
         "One query's attention, step by step with the real numbers: the projections, each "
         "dot product, the scaling, the mask, the softmax, dropout and the weighted sum. "
         "Without --query, the book's query: the second token."
+    ),
+    "decode": (
+        "KV-cache decoding, step by step, as the book's ch04/03_kv-cache model runs: the "
+        "tokens fed one at a time (--prefill N: the first N at once; --chunk C: C a step). "
+        "Each step shows the keys it attends to, its new rows' weights and context vectors, "
+        "the cache after it (positions, numbers, bytes) and the largest difference from the "
+        "full causal computation. --kv-groups caches G key/value heads, --latent-dim only the "
+        "latent c_kv, --window the last W tokens (ch04/04-06). Always causal, as the cached "
+        "classes are: --mode causal is implied (other modes are refused); in eval mode, so no "
+        "--dropout; no --query (every token is fed)."
     ),
 }
 
@@ -68,6 +78,11 @@ EXAMPLES = {
         "attn explain",
         "attn explain --mode causal --query starts",
         "attn explain my_tokens.csv -q 3 --mode trainable --heads 2 -f json",
+    ),
+    "decode": (
+        "attn decode --init linear --prefill 4",
+        "attn decode --init linear --heads 2 --d-out 4 --window 3 --chunk 2",
+        "attn decode my_tokens.csv --d-out 16 --heads 4 --kv-groups 2 --prefill 5 -f json",
     ),
 }
 
@@ -347,6 +362,28 @@ FLAGS: tuple[Flag, ...] = (
         "plain mode).",
         BEYOND_PANEL,
         metavar="S",
+        show_default=False,
+    ),
+    Flag(
+        "prefill",
+        ("--prefill",),
+        "int",
+        None,
+        "attn decode: feed the first N tokens at once (a prompt's prefill), then --chunk "
+        "tokens a step. Default: no prefill, a chunk from the start.",
+        BEYOND_PANEL,
+        metavar="N",
+        show_default=False,
+    ),
+    Flag(
+        "chunk",
+        ("--chunk",),
+        "int",
+        None,
+        "attn decode: feed C tokens a step (after --prefill); the last step feeds what is "
+        "left. Default: 1, one token at a time.",
+        BEYOND_PANEL,
+        metavar="C",
         show_default=False,
     ),
     Flag(

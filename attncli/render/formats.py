@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ..attention import AttentionResult, Prepared
+    from ..decoding import Decoding
     from ..embeddings import Embeddings
     from ..inputs.mask_file import MaskArray
     from ..inputs.qkv_file import QKV
@@ -63,6 +64,8 @@ class Job:
         mask_file: MaskArray | None = None,  # --mask FILE, read
         kv: Embeddings | None = None,  # --kv FILE: the keys' and values' tokens
         qkv: QKV | None = None,  # --qkv FILE: queries, keys and values as given
+        prefill: int | None = None,  # decode: the tokens fed at once first
+        chunk: int | None = None,  # decode: the tokens fed a step
     ) -> None:
         self.command = command
         self.embeddings = embeddings
@@ -75,6 +78,8 @@ class Job:
         self.mask_file = mask_file
         self.kv = kv
         self.qkv = qkv
+        self.prefill = prefill
+        self.chunk = chunk
         self.progress: Progress | None = None  # told how streamed work goes
         self._prepared: Prepared | None = None
 
@@ -92,6 +97,12 @@ class Job:
         return prepare(
             self.embeddings, self.params, self.projections, self.memory, self.mask_file, self.kv
         )
+
+    def decoding(self) -> Decoding:
+        """`attn decode`: every step of feeding the tokens to the cached module."""
+        from ..decoding import decode
+
+        return decode(self.prepared(), self.prefill, self.chunk, self.memory, self.progress)
 
     def result(self, drawn: bool = False) -> AttentionResult:
         """Every intermediate, for all rows (or the query's); `drawn`: only the rows a
@@ -157,11 +168,16 @@ class FormatSpec(NamedTuple):
     drawn: bool = False  # drawn by rich: a long input's middle rows left out
     coloured: bool = False  # --color / --no-color mean something
     explains: bool = False  # attn explain writes it
+    decodes: bool = False  # attn decode writes it
     # Computes, then returns the pieces to write (None: the table, drawn on a console).
     write: Callable[[Job], Iterable[Chunk]] | None = None
 
 
 def _write_json(job: Job) -> Iterable[Chunk]:
+    if job.command == "decode":
+        from ..decoding import to_json
+
+        return [to_json(job.decoding())]
     if job.command == "explain":
         from .. import explain
 
@@ -193,7 +209,11 @@ def _write_markdown(job: Job) -> Iterable[Chunk]:
 
 
 def draw(job: Job, width: int) -> RenderableType:
-    """The heat-map table (or explain's panels) of a job, for `width` columns."""
+    """The heat-map table (or explain's or decode's panels) of a job, for `width` columns."""
+    if job.command == "decode":
+        from .decoding import render as render_decoding
+
+        return render_decoding(job.decoding(), job.precision)
     if job.command == "explain":
         from .. import explain
         from .explain import render
@@ -225,6 +245,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             drawn=True,
             coloured=True,
             explains=True,
+            decodes=True,
         ),
         FormatSpec(
             OutputFormat.JSON,
@@ -232,6 +253,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             "one strict JSON object",
             streamed=True,
             explains=True,
+            decodes=True,
             write=_write_json,
         ),
         FormatSpec(
@@ -264,6 +286,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             drawn=True,
             coloured=True,
             explains=True,
+            decodes=True,
             write=_picture("svg"),
         ),
         FormatSpec(
@@ -274,6 +297,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             drawn=True,
             coloured=True,
             explains=True,
+            decodes=True,
             write=_picture("html"),
         ),
     )

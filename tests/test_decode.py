@@ -248,3 +248,16 @@ def test_the_library_names_its_parameters() -> None:
     result = decode(causal, chunk=4, progress=lambda d, t: done.append((d, t)))
     assert done == [(4, 6), (6, 6)]
     assert [step.cache.numbers for step in result.steps] == [4 * 4, 6 * 4]
+
+
+def test_tokens_are_shown_escaped_and_json_keeps_them(attn: Invoke, tmp_path: Path) -> None:
+    path = tmp_path / "odd.json"
+    tokens = ["a\x1b[2Jb", "c\nd", "e\u202ef"]
+    path.write_text(json.dumps({"tokens": tokens, "embeddings": [[1.0], [2.0], [3.0]]}))
+    for fmt in ("table", "svg", "html"):
+        result = attn("decode", str(path), "-f", fmt, "--chunk", "2", terminal=True)
+        assert result.exit_code == 0, result.stderr
+        assert "\x1b" not in result.stdout, fmt
+        assert "\u202e" not in result.stdout, fmt
+        assert "a\\x1b[2Jb" in result.stdout, fmt
+    assert _decode(attn, str(path))["tokens"] == tokens

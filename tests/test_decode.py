@@ -141,7 +141,7 @@ def test_the_table_shows_each_step_its_cache_and_the_difference(attn: Invoke) ->
     assert "step 1 of 3: tokens #0-3" in text
     assert "step 3 of 3: token #5 'step'" in text
     assert "attends to 3 keys, #2-4: 2 from the cache and 1 new" in text
-    assert "cache after the step: #1-3 (dropped #0), 3 tokens × 4 = 12 numbers, 96 bytes" in text
+    assert "cache after: #1-3 (dropped #0), 3 tokens × 4 = 12 numbers, 96 bytes" in text
     assert "sliding window 3" in text
     # the book's CausalAttention rows (section 3.5.3), from the prefill
     assert "-0.4519    0.2216" in text

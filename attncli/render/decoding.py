@@ -143,7 +143,7 @@ def _cache_line(step: Step, first_before: int) -> str:
         size += f" ({size_text(cache.bytes)})"
     plural = "s" if cache.tokens > 1 else ""
     return (
-        f"cache after the step: {held}, {cache.tokens} token{plural} × {cache.per_token} = "
+        f"cache after: {held}, {cache.tokens} token{plural} × {cache.per_token} = "
         f"{cache.numbers} numbers, {size}"
     )
 

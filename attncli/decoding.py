@@ -22,7 +22,7 @@ numbers. Decoding is causal, in eval mode (no dropout), on the tokens' own keys.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,9 +33,11 @@ from .attention import Prepared
 from .errors import AttnError, setting, size_text
 from .rng import number_text
 
-# Bytes kept per attention weight of every step (the weights, float64 at most) and
-# the temporaries of one step's exact rows beside them.
+# Bytes kept per attention weight of every step (float64 at most), and the bytes per
+# (query, key) cell of the largest step's temporaries (engine.exact_rows: the scores,
+# their scaled and masked copies, the mask, exp and the weights).
 _BYTES_PER_WEIGHT = 8
+_BYTES_PER_CELL = 48
 
 
 class Cache(NamedTuple):
@@ -191,8 +193,9 @@ def decode(
     _check_decodable(prepared)
     spans = schedule(prepared.n_queries, prefill, chunk)
     window = prepared.mask.window
-    weights = prepared.heads * sum((b - a) * (b - keys_start(a, window)) for a, b in spans)
-    _check_memory(weights, prepared.n_queries, memory)
+    cells = [(b - a) * (b - keys_start(a, window)) for a, b in spans]  # n x k a step
+    needed = prepared.heads * sum(cells) * _BYTES_PER_WEIGHT + max(cells) * _BYTES_PER_CELL
+    _check_memory(needed, prepared.n_queries, memory)
     attention.check_scores_fit(prepared, np.arange(prepared.n_queries))
     full = attention.context(prepared)  # (T, D), in bounded memory
     steps = []
@@ -226,9 +229,8 @@ def _check_decodable(prepared: Prepared) -> None:
         )
 
 
-def _check_memory(weights: int, n_tokens: int, available: int | None) -> None:
+def _check_memory(needed: int, n_tokens: int, available: int | None) -> None:
     """Refuse up front a run whose every step's weights cannot fit in memory."""
-    needed = weights * _BYTES_PER_WEIGHT
     if available is None or needed <= 0.8 * available:
         return
     raise AttnError.usage(
@@ -287,10 +289,14 @@ def _keys_values(
 
 def to_json(decoding: Decoding) -> str:
     """Every step as one JSON object (`attn decode -f json`)."""
+    return "".join(json_chunks(decoding))
+
+
+def json_chunks(decoding: Decoding) -> Iterator[str]:
+    """to_json's text a step at a time: a long run's text is never held whole."""
     prepared = decoding.prepared
     per_token = numbers_per_token(prepared)
-    itemsize = prepared.keys.dtype.itemsize
-    document = {
+    head = {
         "command": "decode",
         "mode": prepared.params.mode.value,
         "tokens": list(prepared.embeddings.tokens),
@@ -303,16 +309,16 @@ def to_json(decoding: Decoding) -> str:
         "cache": {
             "holds": "latent" if decoding.latent else "keys and values",
             "numbers_per_token": per_token,
-            "bytes_per_token": per_token * itemsize,
+            "bytes_per_token": per_token * prepared.keys.dtype.itemsize,
             "keeps": prepared.mask.window,  # the last W tokens; null: every token
         },
-        "steps": [
-            _step_dict(prepared, number, step)
-            for number, step in enumerate(decoding.steps, start=1)
-        ],
-        "max_abs_diff_vs_full": decoding.max_abs_diff,
     }
-    return _dumps(document) + "\n"
+    yield _dumps(head)[: -len("\n}")] + ',\n  "steps": [\n'
+    last = len(decoding.steps)
+    for number, step in enumerate(decoding.steps, start=1):
+        text = _dumps(_step_dict(prepared, number, step), "    ")
+        yield f"    {text}{',' if number < last else ''}\n"
+    yield f'  ],\n  "max_abs_diff_vs_full": {json.dumps(decoding.max_abs_diff)}\n}}\n'
 
 
 def _dumps(value: Any, indent: str = "") -> str:
@@ -322,7 +328,7 @@ def _dumps(value: Any, indent: str = "") -> str:
     if isinstance(value, dict):
         entries = (f"{inner}{json.dumps(k)}: {_dumps(v, inner)}" for k, v in value.items())
         return "{\n" + ",\n".join(entries) + f"\n{indent}}}"
-    if isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value):
+    if isinstance(value, list) and value and isinstance(value[0], (list, dict)):
         return "[\n" + ",\n".join(inner + _dumps(v, inner) for v in value) + f"\n{indent}]"
     return json.dumps(value, allow_nan=False)
 

@@ -261,3 +261,17 @@ def test_tokens_are_shown_escaped_and_json_keeps_them(attn: Invoke, tmp_path: Pa
         assert "\u202e" not in result.stdout, fmt
         assert "a\\x1b[2Jb" in result.stdout, fmt
     assert _decode(attn, str(path))["tokens"] == tokens
+
+
+def test_a_long_run_draws_its_first_and_last_steps_and_rows(attn: Invoke, tmp_path: Path) -> None:
+    path = tmp_path / "t30.npy"
+    np.save(path, np.random.default_rng(1).standard_normal((30, 4)))
+    steps = attn("decode", str(path), "-f", "table", terminal=True).stdout
+    assert "step 6 of 30" in steps
+    assert "⋮ 18 more steps (-f json gives every step)" in steps
+    assert "step 7 of 30" not in steps
+    assert "step 25 of 30" in steps
+    rows = attn("decode", str(path), "--prefill", "20", "-f", "table", terminal=True).stdout
+    assert rows.count("⋮ 8 more") == 2  # the weights' rows and the context vectors'
+    assert "x20 " in rows
+    assert "x10 " not in rows

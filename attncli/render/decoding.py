@@ -157,9 +157,10 @@ def _weights_grid(
         headers = ["head", *headers]
     labels: list[Text] = []
     rows: list[list[str]] = []
-    for i in _shown(step.stop - step.start, MAX_ROWS):
+    n = step.stop - step.start
+    for i in _shown(n, MAX_ROWS):
         if i is None:
-            labels.append(Text("⋮"))
+            labels.append(Text(f"⋮ {n - 2 * (MAX_ROWS // 2)} more"))
             rows.append([""] * len(headers))
             continue
         for h in range(heads):
@@ -178,9 +179,10 @@ def _context_grid(step: Step, tokens: Sequence[str], precision: int) -> fit.Fitt
     labels: list[Text] = []
     rows: list[list[str]] = []
     width = step.context.shape[1]
-    for i in _shown(step.stop - step.start, MAX_ROWS):
+    n = step.stop - step.start
+    for i in _shown(n, MAX_ROWS):
         if i is None:
-            labels.append(Text("⋮"))
+            labels.append(Text(f"⋮ {n - 2 * (MAX_ROWS // 2)} more"))
             rows.append([""] * width)
             continue
         labels.append(Text(tokens[step.start + i]))

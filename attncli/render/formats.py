@@ -175,9 +175,9 @@ class FormatSpec(NamedTuple):
 
 def _write_json(job: Job) -> Iterable[Chunk]:
     if job.command == "decode":
-        from ..decoding import to_json
+        from ..decoding import json_chunks as decoding_chunks
 
-        return [to_json(job.decoding())]
+        return decoding_chunks(job.decoding())
     if job.command == "explain":
         from .. import explain
 

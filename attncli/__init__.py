@@ -22,6 +22,7 @@ _EXPORTS = {
     "compute": "attention",
     "context": "attention",
     "prepare": "attention",
+    "decode": "decoding",
     "AttnError": "errors",
     "ExitStatus": "errors",
     "Embeddings": "embeddings",
@@ -38,6 +39,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from .attention import AttentionResult, compute, context, prepare
+    from .decoding import decode
     from .embeddings import Embeddings, book_example
     from .errors import AttnError, ExitStatus
     from .inputs import InputFormat, load, loads
@@ -70,6 +72,7 @@ __all__ = [
     "book_example",
     "compute",
     "context",
+    "decode",
     "load",
     "loads",
     "prepare",

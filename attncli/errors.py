@@ -53,6 +53,8 @@ SETTINGS = (
     "layers",
     "context_length",
     "swa_ratio",
+    "prefill",
+    "chunk",
 )
 _SETTING = r"\{(~?)(" + "|".join(SETTINGS) + r")(?:=([^{}]*))?\}"
 # Flags with a short spelling, for messages that list several choices tersely.

@@ -6,6 +6,7 @@ numpy's and torch's thread pools distort each other in one process:
     python benchmarks/bench.py                      # everything (about half an hour)
     python benchmarks/bench.py --quick              # n <= 4096 and d = 64: a minute
     python benchmarks/bench.py --only startup io    # some sections
+    python benchmarks/bench.py --only beyond        # GQA, MLA, window at n = 65 536
     python benchmarks/bench.py --torch-python /path/to/python-with-torch
 
 torch is no dependency of attn: SDPA is measured only when `--torch-python` (or the
@@ -250,6 +251,51 @@ def io_loading(rows: int) -> None:
         shutil.rmtree(folder)
 
 
+def _timed(command: list[str]) -> tuple[float, float]:
+    """Seconds and peak resident MiB of one whole process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({status})")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def beyond(n: int) -> None:
+    """`attn context` on n tokens of 64 dimensions (d_out 64, causal) with each of the
+    later chapters' variants: time and peak memory of the whole process."""
+    import numpy as np
+
+    attn = shutil.which("attn")
+    if attn is None:
+        print("`attn` is not on PATH; install attncli first (pip install .)\n")
+        return
+    folder = Path(tempfile.mkdtemp(prefix="attn-bench-"))
+    try:
+        source = folder / "tokens.npy"
+        np.save(source, np.random.default_rng(0).normal(size=(n, 64)))
+        base = [attn, "context", str(source), "-m", "causal", "--init", "linear", "--d-out", "64"]
+        variants = [
+            ("one head (chapter 3)", []),
+            ("--window 512", ["--window", "512"]),
+            ("--heads 8", ["--heads", "8"]),
+            ("--heads 8 --kv-groups 2", ["--heads", "8", "--kv-groups", "2"]),
+            ("--heads 8 --latent-dim 32", ["--heads", "8", "--latent-dim", "32"]),
+        ]
+        print(f"### Beyond chapter 3: `attn context` on {n} x 64, causal, d_out 64\n")
+        print("| variant | seconds | peak RSS | input + output |")
+        print("|---|---|---|---|")
+        for label, extra in variants:
+            out = folder / "out.npy"
+            seconds, rss = _timed([*base, *extra, "-f", "npy", "-o", str(out)])
+            sizes = (source.stat().st_size + out.stat().st_size) / 2**20
+            print(f"| {label} | {seconds:.2f} | {rss:.0f} MiB | {sizes:.0f} MiB |")
+        print()
+    finally:
+        shutil.rmtree(folder)
+
+
 def _median_of(runs: int, *args: str) -> float:
     results = [_run(sys.executable, *args) for _ in range(runs)]
     return statistics.median(r["seconds"] for r in results if r)
@@ -269,7 +315,10 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     parser.add_argument(
-        "--only", nargs="*", choices=["startup", "attention", "io"], help="sections to run"
+        "--only",
+        nargs="*",
+        choices=["startup", "attention", "io", "beyond"],
+        help="sections to run",
     )
     parser.add_argument(
         "--torch-python", help="a python that can import torch (default: this one, if it can)"
@@ -279,7 +328,7 @@ def main() -> None:
     )
     parser.add_argument("--dims", type=int, nargs="*", help="head dimensions (default 64 768)")
     args = parser.parse_args()
-    sections = set(args.only or ["startup", "attention", "io"])
+    sections = set(args.only or ["startup", "attention", "io", "beyond"])
     torch_python = args.torch_python or (
         sys.executable if _can_import(sys.executable, "torch") else None
     )
@@ -295,6 +344,8 @@ def main() -> None:
         attention(sizes, dims, torch_python, naive_limit=4 * 2**30)
     if "io" in sections:
         io_loading(10_000 if args.quick else 100_000)
+    if "beyond" in sections:
+        beyond(4096 if args.quick else 65536)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("limits", {"limits"}),
     ("attention", {"attention"}),
     ("explain", {"explain"}),
+    ("decoding", {"decoding"}),
     (
         "render",
         {
@@ -49,6 +50,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "render.fit",
             "render.picture",
             "render.explain",
+            "render.decoding",
             "render.formats",
             "render.kv_memory",
         },

@@ -385,6 +385,8 @@ FLAG_CHOICES = [
     ["--no-color"],
     ["-o", "-"],
     ["--bogus"],
+    ["--prefill", "2"],
+    ["--chunk", "0"],
 ]
 
 
@@ -392,7 +394,9 @@ FLAG_CHOICES = [
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    st.sampled_from(["scores", "weights", "context", "queries", "keys", "values", "explain"]),
+    st.sampled_from(
+        ["scores", "weights", "context", "queries", "keys", "values", "explain", "decode"]
+    ),
     st.lists(st.sampled_from(FLAG_CHOICES), max_size=4),
     st.booleans(),
 )

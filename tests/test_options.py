@@ -96,6 +96,8 @@ TOKENS = [
     "-o",
     "out.json",
     "-o-",
+    "--prefill",
+    "--chunk=3",
     "--color",
     "--no-color",
     "--debug",
@@ -109,7 +111,7 @@ TOKENS = [
 
 @settings(max_examples=400, deadline=None)
 @given(
-    st.sampled_from(["scores", "weights", "context", "queries", "explain"]),
+    st.sampled_from(["scores", "weights", "context", "queries", "explain", "decode"]),
     st.lists(st.sampled_from(TOKENS), max_size=7),
 )
 def test_fast_parser_agrees_with_typer(command: str, rest: list[str]) -> None:
@@ -131,6 +133,7 @@ def test_fast_parser_agrees_with_typer(command: str, rest: list[str]) -> None:
         ["scores", "--", "-weird-name.csv"],
         ["explain", "-mcausal", "--init", "linear", "--heads", "2", "--dropout", "0.1"],
         ["context", "-", "--no-color", "--dtype", "float32", "-o", "-"],
+        ["decode", "x.csv", "--prefill", "5", "--chunk=2", "--window", "3", "-f", "json"],
     ],
 )
 def test_everyday_calls_take_the_fast_path(

@@ -98,12 +98,12 @@ def test_each_named_test_exists(title: str) -> None:
 # ---------------------------------------------------------------- direct checks
 
 BOOK_INPUT = SAMPLES / "your_journey.json"
-COMMANDS = ("scores", "weights", "context", "queries", "keys", "values", "explain")
+COMMANDS = ("scores", "weights", "context", "queries", "keys", "values", "explain", "decode")
 FORMATS = ("table", "json", "csv", "npy", "markdown", "svg", "html")
 
 
 def _allowed(command: str, fmt: str) -> bool:
-    return command != "explain" or fmt in ("table", "json", "svg", "html")
+    return command not in ("explain", "decode") or fmt in ("table", "json", "svg", "html")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

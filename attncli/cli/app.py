@@ -48,13 +48,18 @@ class Request:
     precision: int
     output: str | None
     color: bool | None
+    prefill: int | None  # decode
+    chunk: int | None  # decode
     explicit: frozenset[str]  # options given on the command line, not defaulted
 
 
 def request_from(parsed: Parsed) -> Request:
     values = parsed.values
+    mode = Mode(values["mode"])
+    if parsed.command == "decode" and "mode" not in parsed.explicit:
+        mode = Mode.CAUSAL  # the book's cached classes are causal
     params = AttentionParams(
-        mode=Mode(values["mode"]),
+        mode=mode,
         d_out=values["d_out"],
         seed=values["seed"],
         init=Init(values["init"]),
@@ -85,6 +90,8 @@ def request_from(parsed: Parsed) -> Request:
         precision=values["precision"],
         output=values["output"],
         color=values["color"],
+        prefill=values["prefill"],
+        chunk=values["chunk"],
         explicit=parsed.explicit,
     )
 
@@ -224,6 +231,8 @@ def execute(request: Request) -> None:
         mask_file=mask_file,
         kv=kv,
         qkv=qkv,
+        prefill=request.prefill,
+        chunk=request.chunk,
     )
     if spec.write is None:  # the table: drawn on a console
         _print_table(job, request.output, request.color)
@@ -288,6 +297,8 @@ def _output_size(job: formats.Job, spec: formats.FormatSpec) -> int:
     n_rows = 1 if job.query is not None else prepared.n_queries
     if job.command in ("scores", "weights"):
         count = prepared.heads * n_rows * prepared.n_keys
+    elif job.command == "decode":  # every step's weights, at most a triangle's
+        count = prepared.heads * n_rows * (n_rows + 1) // 2 + n_rows * prepared.layout.width
     else:
         count = n_rows * prepared.layout.width
     per_value = prepared.keys.dtype.itemsize if spec.binary else formats.TEXT_BYTES_PER_VALUE
@@ -328,6 +339,14 @@ def _check_flags(request: Request, spec: formats.FormatSpec) -> None:
     params = request.params
     output_format = spec.name
     given = request.explicit
+    if request.command == "decode":
+        _check_decode_flags(request, spec)
+    for name in ("prefill", "chunk"):
+        if name in given and request.command != "decode":
+            raise AttnError.usage(
+                f"{_flag(name)} has no effect on `attn {request.command}`: it says how attn "
+                f"decode feeds the tokens; use attn decode, or drop {_flag(name)}"
+            )
     if request.qkv is not None:
         _check_qkv_flags(request)
     elif not params.projected:
@@ -418,6 +437,38 @@ def _check_flags(request: Request, spec: formats.FormatSpec) -> None:
     if request.input is None and "input_format" in request.explicit and not stdin_is_piped():
         raise AttnError.usage(
             "--input-format has no effect on the built-in example; give INPUT (a file or -)"
+        )
+
+
+def _check_decode_flags(request: Request, spec: formats.FormatSpec) -> None:
+    """attn decode runs the book's cached classes: causal, in eval mode, every token fed,
+    each step's mask from the positions."""
+    mode = request.params.mode
+    if mode is not Mode.CAUSAL:
+        raise AttnError.usage(
+            f"attn decode is causal attention, as the book's cached classes are; --mode "
+            f"{mode.value} has no meaning there: drop --mode (causal is implied)"
+        )
+    why = {
+        "query": "every token is fed, and each step shows its new queries",
+        "dropout": "the book decodes in eval mode, without dropout",
+        "dropout_seed": "the book decodes in eval mode, without dropout",
+        "batch": "a batch's items decode alike",
+        "qkv": "the cache is filled from the input's own projections",
+        "kv": "the cache holds the input's own keys and values",
+        "mask": "each step's mask follows from the positions (causal, and --window's)",
+    }
+    for name, reason in why.items():
+        if name in request.explicit:
+            raise AttnError.usage(
+                f"{_flag(name)} has no meaning in attn decode: {reason}; drop {_flag(name)}"
+            )
+    if not spec.decodes:
+        drawn = _either(formats.names(lambda f: f.decodes and f.drawn))
+        written = _either(formats.names(lambda f: f.decodes and not f.drawn))
+        raise AttnError.usage(
+            f"attn decode writes panels (-f {drawn}) or one JSON object (-f {written}), "
+            f"not {spec.name.value}; for the context vectors alone use attn context"
         )
 
 

@@ -24,7 +24,16 @@ from ..render import formats
 from ..render.formats import FormatSpec, OutputFormat
 
 # The commands on token embeddings (an optional INPUT), and the one on a model's sizes.
-ATTENTION_COMMANDS = ("scores", "weights", "context", "queries", "keys", "values", "explain")
+ATTENTION_COMMANDS = (
+    "scores",
+    "weights",
+    "context",
+    "queries",
+    "keys",
+    "values",
+    "explain",
+    "decode",
+)
 KV_MEMORY = "kv-memory"
 COMMANDS = (*ATTENTION_COMMANDS, KV_MEMORY)
 
@@ -58,6 +67,16 @@ HELP = {
         "GroupedQueryAttention; the scripts' --n_kv_groups is the group SIZE: their "
         "--n_heads 32 --n_kv_groups 4 is --heads 32 --kv-groups 8."
     ),
+    "decode": (
+        "KV-cache decoding, step by step, as the book's ch04/03_kv-cache model runs: the "
+        "tokens fed one at a time (--prefill N: the first N at once; --chunk C: C a step). "
+        "Each step shows the keys it attends to, its new rows' weights and context vectors, "
+        "the cache after it (positions, numbers, bytes) and the largest difference from the "
+        "full causal computation. --kv-groups caches G key/value heads, --latent-dim only the "
+        "latent c_kv, --window the last W tokens (ch04/04-06). Always causal, as the cached "
+        "classes are: --mode causal is implied (other modes are refused); in eval mode, so no "
+        "--dropout; no --query (every token is fed)."
+    ),
 }
 
 EXAMPLES = {
@@ -90,6 +109,11 @@ EXAMPLES = {
         "--dtype bf16 --kv-groups 8 --window 1024 --swa-ratio 5:1",
         "attn kv-memory --emb-dim 2048 --heads 24 --layers 48 --context-length 8192 "
         "--dtype bf16 --kv-groups 6 --latent-dim 1024 -f json",
+    ),
+    "decode": (
+        "attn decode --init linear --prefill 4",
+        "attn decode --init linear --heads 2 --d-out 4 --window 3 --chunk 2",
+        "attn decode my_tokens.csv --d-out 16 --heads 4 --kv-groups 2 --prefill 5 -f json",
     ),
 }
 
@@ -437,6 +461,28 @@ FLAGS: tuple[Flag, ...] = (
         "plain mode).",
         BEYOND_PANEL,
         metavar="S",
+        show_default=False,
+    ),
+    Flag(
+        "prefill",
+        ("--prefill",),
+        "int",
+        None,
+        "attn decode: feed the first N tokens at once (a prompt's prefill), then --chunk "
+        "tokens a step. Default: no prefill, a chunk from the start.",
+        BEYOND_PANEL,
+        metavar="N",
+        show_default=False,
+    ),
+    Flag(
+        "chunk",
+        ("--chunk",),
+        "int",
+        None,
+        "attn decode: feed C tokens a step (after --prefill); the last step feeds what is "
+        "left. Default: 1, one token at a time.",
+        BEYOND_PANEL,
+        metavar="C",
         show_default=False,
     ),
     _format_flag(lambda spec: True),

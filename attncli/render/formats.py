@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ..attention import AttentionResult, Prepared
+    from ..decoding import Decoding
     from ..embeddings import Embeddings
     from ..inputs.mask_file import MaskArray
     from ..inputs.qkv_file import QKV
@@ -65,6 +66,8 @@ class Job:
         mask_file: MaskArray | None = None,  # --mask FILE, read
         kv: Embeddings | None = None,  # --kv FILE: the keys' and values' tokens
         qkv: QKV | None = None,  # --qkv FILE: queries, keys and values as given
+        prefill: int | None = None,  # decode: the tokens fed at once first
+        chunk: int | None = None,  # decode: the tokens fed a step
     ) -> None:
         self.command = command
         self.embeddings = embeddings
@@ -77,6 +80,8 @@ class Job:
         self.mask_file = mask_file
         self.kv = kv
         self.qkv = qkv
+        self.prefill = prefill
+        self.chunk = chunk
         self.progress: Progress | None = None  # told how streamed work goes
         self._prepared: Prepared | None = None
 
@@ -94,6 +99,12 @@ class Job:
         return prepare(
             self.embeddings, self.params, self.projections, self.memory, self.mask_file, self.kv
         )
+
+    def decoding(self) -> Decoding:
+        """`attn decode`: every step of feeding the tokens to the cached module."""
+        from ..decoding import decode
+
+        return decode(self.prepared(), self.prefill, self.chunk, self.memory, self.progress)
 
     def result(self, drawn: bool = False) -> AttentionResult:
         """Every intermediate, for all rows (or the query's); `drawn`: only the rows a
@@ -174,6 +185,7 @@ class FormatSpec(NamedTuple):
     coloured: bool = False  # --color / --no-color mean something
     explains: bool = False  # attn explain writes it
     kv_memory: bool = False  # attn kv-memory writes it
+    decodes: bool = False  # attn decode writes it
     # Computes, then returns the pieces to write (None: the table, drawn on a console).
     write: Callable[[AnyJob], Iterable[Chunk]] | None = None
 
@@ -183,6 +195,10 @@ def _write_json(job: AnyJob) -> Iterable[Chunk]:
         from . import kv_memory
 
         return [kv_memory.to_json(job.report)]
+    if job.command == "decode":
+        from ..decoding import json_chunks as decoding_chunks
+
+        return decoding_chunks(job.decoding())
     if job.command == "explain":
         from .. import explain
 
@@ -223,11 +239,15 @@ def _write_markdown(job: AnyJob) -> Iterable[Chunk]:
 
 
 def draw(job: AnyJob, width: int) -> RenderableType:
-    """The heat-map table (or explain's panels) of a job, for `width` columns."""
+    """The heat-map table (or explain's or decode's panels) of a job, for `width` columns."""
     if isinstance(job, MemoryJob):
         from .kv_memory import to_table as memory_table
 
         return memory_table(job.report, width)
+    if job.command == "decode":
+        from .decoding import render as render_decoding
+
+        return render_decoding(job.decoding(), job.precision)
     if job.command == "explain":
         from .. import explain
         from .explain import render
@@ -260,6 +280,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             coloured=True,
             explains=True,
             kv_memory=True,
+            decodes=True,
         ),
         FormatSpec(
             OutputFormat.JSON,
@@ -268,6 +289,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             streamed=True,
             explains=True,
             kv_memory=True,
+            decodes=True,
             write=_write_json,
         ),
         FormatSpec(
@@ -303,6 +325,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             coloured=True,
             explains=True,
             kv_memory=True,
+            decodes=True,
             write=_picture("svg"),
         ),
         FormatSpec(
@@ -314,6 +337,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             coloured=True,
             explains=True,
             kv_memory=True,
+            decodes=True,
             write=_picture("html"),
         ),
     )

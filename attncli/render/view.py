@@ -14,7 +14,8 @@ from numpy.typing import NDArray
 from ..errors import shown_text
 
 if TYPE_CHECKING:
-    from ..attention import AttentionResult
+    from ..attention import AttentionResult, Prepared
+    from ..heads import HeadLayout
 
 # What each command shows, named after the book's tensors.
 COMMANDS = ("scores", "weights", "context", "queries", "keys", "values")
@@ -105,23 +106,28 @@ def format_number(value: float, precision: int) -> str:
 
 def settings_line(result: AttentionResult) -> str:
     """The parameters that made a result, in one line: d_in=3 · d_out=2 · init=rand · ..."""
-    params = result.params
-    settings = result.prepared.settings()
+    return settings_text(result.prepared)
+
+
+def settings_text(prepared: Prepared) -> str:
+    """The parameters of prepared attention, in one line (settings_line's)."""
+    params = prepared.params
+    settings = prepared.settings()
     parts = [f"d_in={settings['d_in']}"]
     if settings["qkv"] is not None:  # a model's queries, keys and values, as given
         parts = [f"q, k, v from {shown_text(settings['qkv'])}"]
-        parts.append(f"{result.heads} heads of {result.head_dim}")
+        parts.append(f"{prepared.heads} heads of {prepared.head_dim}")
         if settings["kv_groups"] is not None:
-            parts.append(_groups_text(result))
+            parts.append(_groups_text(prepared.layout))
         if params.scale is None:
-            parts.append(f"scale=1/√{result.head_dim}={result.scale:.4g}")
+            parts.append(f"scale=1/√{prepared.head_dim}={prepared.scale:.4g}")
     elif params.projected:
         parts.append(f"d_out={settings['d_out']}")
-        if result.heads > 1 or settings["kv_groups"] is not None:
+        if prepared.heads > 1 or settings["kv_groups"] is not None:
             kind = "wrapper of " if settings["wrapper"] else ""
-            parts.append(f"{kind}{result.heads} heads of {result.head_dim}")
+            parts.append(f"{kind}{prepared.heads} heads of {prepared.head_dim}")
         if settings["kv_groups"] is not None:
-            parts.append(_groups_text(result))
+            parts.append(_groups_text(prepared.layout))
         if settings["weights"]:
             parts.append(f"weights={shown_text(settings['weights'])}")
         else:
@@ -129,23 +135,22 @@ def settings_line(result: AttentionResult) -> str:
         if settings["qkv_bias"]:
             parts.append("qkv_bias")
         if params.scale is None:
-            parts.append(f"scale=1/√{result.head_dim}={result.scale:.4g}")
+            parts.append(f"scale=1/√{prepared.head_dim}={prepared.scale:.4g}")
         if params.batch > 1:
             parts.append(f"batch item 0 of {params.batch}")
     else:  # plain attention
         scaling = "" if params.scale is not None else "; no scaling"
         parts.append(f"inputs as queries, keys, values{scaling}")
     if params.scale is not None:
-        parts.append(f"scale={result.scale:.4g} (given)")
+        parts.append(f"scale={prepared.scale:.4g} (given)")
     return " · ".join(parts)
 
 
-def _groups_text(result: AttentionResult) -> str:
+def _groups_text(layout: HeadLayout) -> str:
     """Which query heads share each key/value head, in one phrase.
 
     'grouped-query: 2 key/value heads, for query heads 0-1, 2-3'
     """
-    layout = result.layout
     size = layout.group_size
     spans = [
         f"{g * size}-{g * size + size - 1}" if size > 1 else str(g) for g in range(layout.kv_heads)

@@ -148,3 +148,56 @@ def test_each_book_row_prints_the_books_numbers(
             continue
         windows = (printed_values[i : i + len(wanted)] for i in range(len(printed_values)))
         assert wanted in list(windows), f"{section}: {segment!r} not in {command}"
+
+
+# ---------------------------------------------------------------- "Reproduce the bonus material"
+
+TORCH = json.loads((Path(__file__).parent / "data" / "torch_beyond.json").read_text("utf-8"))
+
+
+def bonus_rows() -> list[tuple[str, str, str]]:
+    """(test case, what torch gives, the attn command) for each row of the table."""
+    text = README.read_text(encoding="utf-8")
+    table = text.split("### Reproduce the bonus material", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) != 4 or not cells[3].startswith("`attn "):
+            continue
+        case = re.findall(r"\(`(\w+)`\)", cells[1])[-1]
+        rows.append((case, cells[2], cells[3].strip("`")))
+    return rows
+
+
+BONUS_ROWS = bonus_rows()
+
+
+def _torch_context(case: str, command: str) -> list[list[float]]:
+    if case == "cross_attention":
+        mask = "is_causal_top_left" if "top-left" in command else "causal_lower_right"
+        cases = TORCH["cross_attention"]["cases"]
+        found: list[list[float]] = next(c for c in cases if c["mask"] == mask)["context_vecs"]
+        return found
+    named: list[list[float]] = next(c for c in TORCH["cases"] if c["name"] == case)["context_vecs"]
+    return named
+
+
+def test_the_bonus_table_has_its_rows() -> None:
+    assert len(BONUS_ROWS) >= 10
+
+
+@pytest.mark.parametrize(("case", "printed", "command"), BONUS_ROWS, ids=[r[2] for r in BONUS_ROWS])
+def test_each_bonus_row_is_torchs_and_attns(
+    attn: Invoke, monkeypatch: pytest.MonkeyPatch, case: str, printed: str, command: str
+) -> None:
+    """The rows the README quotes are torch's (first and last, 4 decimals), and the
+    command prints them."""
+    quoted = [[float(n) for n in NUMBER.findall(part)] for part in printed.split("…")]
+    torch_rows = _torch_context(case, command)
+    for row, expected in zip(quoted, (torch_rows[0], torch_rows[-1]), strict=True):
+        assert row == [round(v, 4) for v in expected], case
+    monkeypatch.chdir(README.parent)  # the command names sample_inputs/
+    result = attn(*shlex.split(command)[1:], "-f", "json", terminal=True)
+    assert result.exit_code == 0, result.stderr
+    values = json.loads(result.stdout)["values"]
+    np.testing.assert_allclose(values, torch_rows, rtol=0, atol=1e-12)

@@ -128,6 +128,8 @@ def settings_text(prepared: Prepared) -> str:
             parts.append(f"{kind}{prepared.heads} heads of {prepared.head_dim}")
         if settings["kv_groups"] is not None:
             parts.append(_groups_text(prepared.layout))
+        if settings["latent_dim"] is not None:
+            parts.append(f"keys and values from a latent of {settings['latent_dim']}")
         if settings["weights"]:
             parts.append(f"weights={shown_text(settings['weights'])}")
         else:

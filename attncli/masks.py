@@ -35,6 +35,7 @@ class Mask(NamedTuple):
     causal: bool = False
     window: int | None = None  # causal only: the W keys i - W < j <= i are seen
     offset: int = 0  # query row i is at position i + offset
+    cross: bool = False  # fewer queries than keys (or more): the alignment is worth saying
     # From a file, (1 or H, T_q, T_k): False where a query may not see a key
     allowed: NDArray[np.bool_] | None = None
     # From a float file, (1 or H, T_q, T_k): added to the scaled scores (finite entries)
@@ -42,8 +43,10 @@ class Mask(NamedTuple):
     source: str | None = None  # the file the array came from, for captions
 
     @classmethod
-    def for_mode(cls, causal: bool, window: int | None = None, offset: int = 0) -> Mask:
-        return cls(causal=causal, window=window, offset=offset)
+    def for_mode(
+        cls, causal: bool, window: int | None = None, offset: int = 0, cross: bool = False
+    ) -> Mask:
+        return cls(causal=causal, window=window, offset=offset, cross=cross)
 
     def with_file(
         self, allowed: NDArray[np.bool_], bias: NDArray[np.floating[Any]] | None, source: str
@@ -152,11 +155,21 @@ class Mask(NamedTuple):
         """One line for a table's caption saying what is masked, or None."""
         parts = []
         if self.causal:
-            align = " (queries aligned to the last keys)" if self.offset else ""
+            align = ""
+            if self.cross:
+                align = (
+                    " (queries aligned to the last keys)"
+                    if self.offset
+                    else " (queries aligned to the first keys, as torch's is_causal)"
+                )
             if self.window is not None:
                 parts.append(
                     f"sliding window {self.window}: query i sees keys i-{self.window} < j ≤ i"
                     f"{align}, the rest masked"
+                )
+            elif self.offset:
+                parts.append(
+                    f"causal: query i sees keys j ≤ i + {self.offset}, the rest masked{align}"
                 )
             else:
                 parts.append(f"causal: keys after the query (j > i) are masked{align}")

@@ -103,7 +103,8 @@ class AttentionParams:
         """The keys each of n_queries queries may not see among n_keys keys: the one
         place a mask is made from settings (a file's array joins it: Mask.with_file)."""
         offset = n_keys - n_queries if self.causal_align == "bottom-right" else 0
-        return Mask.for_mode(causal=self.mode is Mode.CAUSAL, window=self.window, offset=offset)
+        causal = self.mode is Mode.CAUSAL
+        return Mask.for_mode(causal, self.window, offset, cross=n_queries != n_keys)
 
     @property
     def out_proj(self) -> bool:

@@ -978,6 +978,12 @@ def hostile_inputs(folder: Path) -> dict[str, dict[str, Any]]:
         cases[f"--weights {name}"] = {
             "argv": ["context", "-m", "trainable", "--weights", str(folder / name)]
         }
+    # the files that give masks, a model's q, k, v and cross-attention's keys: every one
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            cases[f"--mask {path.name}"] = {"argv": ["context", "--mask", str(path)]}
+            cases[f"--qkv {path.name}"] = {"argv": ["context", "--qkv", str(path)]}
+            cases[f"--kv {path.name}"] = {"argv": ["context", "-m", "causal", "--kv", str(path)]}
     binary = "is binary data, not text (it holds NUL bytes)"
     for device in ("/dev/zero", "/dev/urandom"):
         if Path(device).exists():
@@ -991,6 +997,8 @@ def hostile_inputs(folder: Path) -> dict[str, dict[str, Any]]:
                 "argv": ["context", "-m", "trainable", "--weights", device],
                 "message": binary,
             }
+            for flag in ("--mask", "--qkv", "--kv"):
+                cases[f"{flag} {device}"] = {"argv": ["context", "-m", "causal", flag, device]}
     if hasattr(os, "mkfifo"):
         for name in (
             "valid.json",

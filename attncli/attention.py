@@ -26,6 +26,7 @@ from .inputs.qkv_file import QKV
 from .masks import Mask
 from .params import AttentionParams, Projections, check_params, draw_projections
 from .rng import DropoutStream, TorchGenerator, dropout_scale, number_text
+from .rope import Rope
 
 # Bytes per (head, query, key) entry while computing: scores, the scaled and shifted
 # copies, exp, weights (and their dropout copy), as float64.
@@ -72,6 +73,8 @@ class Prepared:
     latent: NDArray[np.floating[Any]] | None = None  # (T_k, L): c_kv of latent attention
     kv: Embeddings | None = None  # cross-attention: the keys' and values' tokens (--kv)
     qkv_source: str | None = None  # queries, keys and values read from this file (--qkv)
+    # With RoPE: the queries and keys before their rotation (queries and keys are after)
+    unrotated: tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]] | None = None
 
     @property
     def projected(self) -> bool:
@@ -172,9 +175,12 @@ class Prepared:
 
     def _mask_settings(self) -> dict[str, Any]:
         """The mask's settings beyond the mode (a window, a mask file, where a causal
-        mask aligns shorter queries) and where the vectors came from."""
+        mask aligns shorter queries), where the vectors came from, and positions."""
         cross = self.n_queries != self.n_keys
+        rope = self.params.rope
         return {
+            "rope": None if rope is None else _rope_settings(rope),
+            "position_offset": self.params.position_offset if rope is not None else None,
             "window": self.mask.window,
             "mask": self.mask.source,
             "causal_align": self.params.causal_align if cross and self.mask.causal else None,
@@ -272,6 +278,10 @@ def prepare(
     if params.scale is not None:
         scale = params.scale  # instead of 1/sqrt(head_dim)
     mask = _mask(params, mask_file, layout, X.shape[0], X_kv.shape[0])
+    unrotated = None
+    if params.rope is not None:
+        unrotated = (queries, keys)
+        queries, keys = rotated(queries, keys, layout, params)
     return Prepared(
         embeddings,
         params,
@@ -285,7 +295,55 @@ def prepare(
         dropout,
         latent,
         kv,
+        None,
+        unrotated,
     )
+
+
+def positions(
+    params: AttentionParams, n_queries: int, n_keys: int
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """The positions of the queries and of the keys: the keys at 0 .. T_k - 1 (plus
+    --position-offset), fewer queries aligned as the causal mask aligns them."""
+    offset = params.position_offset
+    key_positions = np.arange(n_keys) + offset
+    shift = n_keys - n_queries if params.causal_align == "bottom-right" else 0
+    return np.arange(n_queries) + shift + offset, key_positions
+
+
+def rotated(
+    queries: NDArray[Any], keys: NDArray[Any], layout: HeadLayout, params: AttentionParams
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """The queries (T_q, H * d) and keys (T_k, G * d), each head's block rotated by RoPE
+    at its tokens' positions: the `positions` stage."""
+    rope = params.rope
+    assert rope is not None
+    d = layout.head_dim
+    if rope.rotary_dim(d) < 2 or (rope.partial == 1 and d % 2):
+        raise AttnError.usage(
+            f"RoPE turns pairs of dimensions, and a head here has {d}"
+            + (f" (rotating {rope.partial:g} of them)" if rope.partial != 1 else "")
+            + f"; pick a {setting('d_out')} that gives each head an even number of them"
+        )
+    q_positions, k_positions = positions(params, queries.shape[0], keys.shape[0])
+    queries, keys = queries.copy(), keys.copy()
+    for h in range(layout.heads):
+        part = layout.columns(h)
+        queries[:, part] = rope.rotate(queries[:, part], q_positions)
+    for g in range(layout.kv_heads):
+        part = slice(g * d, (g + 1) * d)
+        keys[:, part] = rope.rotate(keys[:, part], k_positions)
+    return queries, keys
+
+
+def _rope_settings(rope: Rope) -> dict[str, Any]:
+    scaling = rope.scaling
+    return {
+        "theta": rope.theta,
+        "layout": rope.layout,
+        "scaling": None if scaling is None else {"type": "llama3", **scaling._asdict()},
+        "partial": rope.partial,
+    }
 
 
 def prepare_qkv(
@@ -322,6 +380,10 @@ def prepare_qkv(
         kv = Embeddings(key_tokens, keys, qkv.source)
     scale = qkv.head_dim**-0.5 if params.scale is None else params.scale
     mask = _mask(params, mask_file, layout, qkv.n_queries, qkv.n_keys)
+    unrotated = None
+    if params.rope is not None:
+        unrotated = (queries, keys)
+        queries, keys = rotated(queries, keys, layout, params)
     return Prepared(
         embeddings,
         params,
@@ -336,6 +398,7 @@ def prepare_qkv(
         None,
         kv,
         qkv.source,
+        unrotated,
     )
 
 

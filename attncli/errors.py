@@ -48,6 +48,11 @@ SETTINGS = (
     "qkv",
     "kv",
     "causal_align",
+    "rope",
+    "rope_theta",
+    "rope_layout",
+    "rope_partial",
+    "position_offset",
     # a model's KV cache (kv_memory.py): heads, batch and dtype above too
     "emb_dim",
     "layers",

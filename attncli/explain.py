@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import stages
-from .attention import AttentionResult
+from .attention import AttentionResult, positions
 from .params import Projections, WeightLayout
 from .rng import dropout_scale
 
@@ -249,6 +249,27 @@ def _out_proj(walk: Walkthrough) -> dict[str, Any]:
     return data
 
 
+def _positions(walk: Walkthrough) -> dict[str, Any]:
+    """RoPE: the positions, and the query and keys before and after their rotation."""
+    result = walk.result
+    prepared = result.prepared
+    rope = result.params.rope
+    if prepared.unrotated is None or rope is None:
+        return {}
+    queries_before, keys_before = prepared.unrotated
+    query_positions, key_positions = positions(result.params, prepared.n_queries, prepared.n_keys)
+    i = walk.query_index
+    return {
+        "rope": prepared.settings()["rope"],
+        "query_position": int(query_positions[i]),
+        "key_positions": key_positions.tolist(),
+        "query_before_rope": _numbers(queries_before[i]),
+        "keys_before_rope": _numbers(keys_before),
+        "query_after_rope": _numbers(result.queries[0]),
+        "keys_after_rope": _numbers(result.keys),
+    }
+
+
 def _nothing_yet(walk: Walkthrough) -> dict[str, Any]:
     return {}
 
@@ -256,7 +277,7 @@ def _nothing_yet(walk: Walkthrough) -> dict[str, Any]:
 # What each stage adds to `steps`, in the order of stages.STAGES.
 STEP_DATA: dict[str, Callable[[Walkthrough], dict[str, Any]]] = {
     "projections": _projections,
-    "positions": _nothing_yet,
+    "positions": _positions,
     "scores": _scores,
     "scale": _scale,
     "modifiers": _nothing_yet,

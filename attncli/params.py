@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from .errors import AttnError, setting
 from .masks import Mask
 from .rng import TorchGenerator, check_seed, number_text
+from .rope import Rope
 
 
 class Mode(str, enum.Enum):
@@ -87,6 +88,10 @@ class AttentionParams:
     # beside the last key of its block ("bottom-right": query i sees keys j <= i + T_k -
     # T_q, as a KV cache needs) or beside key 0 ("top-left": torch's is_causal).
     causal_align: str = "bottom-right"
+    # Rotary position embeddings on each head's queries and keys (rope.py), or None.
+    rope: Rope | None = None
+    # Where positions start: P after a KV cache of P tokens (RoPE's angles, ALiBi's distances).
+    position_offset: int = 0
 
     def __post_init__(self) -> None:
         # Accept the plain strings a library user types: AttentionParams(mode="causal").
@@ -277,6 +282,7 @@ def _check_variants(params: AttentionParams) -> None:
                 f"{setting('window', number_text(params.window))} is too small: a window holds "
                 f"at least the query's own key; give {setting('window', 1)} or more"
             )
+    _check_rope(params)
     if params.causal_align not in ("bottom-right", "top-left"):
         raise AttnError.usage(
             f"{setting('causal_align', params.causal_align)} is not an alignment; give "
@@ -286,6 +292,47 @@ def _check_variants(params: AttentionParams) -> None:
         raise AttnError.usage(
             f"{setting('scale', params.scale)} is not a scale; give a positive number (the "
             "default is 1/√head_dim)"
+        )
+
+
+def _check_rope(params: AttentionParams) -> None:
+    rope = params.rope
+    if params.position_offset < 0:
+        raise AttnError.usage(
+            f"{setting('position_offset', params.position_offset)} is negative: positions "
+            "start at 0 or later (P after a KV cache of P tokens)"
+        )
+    if rope is None:
+        if params.position_offset:
+            raise AttnError.usage(
+                f"{setting('position_offset')} has no effect without {setting('rope')}: "
+                "chapter 3's attention knows nothing of position; add --rope or drop it"
+            )
+        return
+    if rope.layout not in ("split", "interleaved"):
+        raise AttnError.usage(
+            f"{setting('rope_layout', rope.layout)} is not a layout; give split (halves, "
+            "Hugging Face's and the book's) or interleaved (pairs, Meta's original)"
+        )
+    if not (math.isfinite(rope.theta) and rope.theta > 1):
+        raise AttnError.usage(
+            f"{setting('rope_theta', rope.theta)} is not a RoPE base; give a number above 1 "
+            "(10000 by default; Llama 3 uses 500000)"
+        )
+    if not 0 < rope.partial <= 1:
+        raise AttnError.usage(
+            f"{setting('rope_partial', rope.partial)} is not a fraction of the head's "
+            "dimensions; give 0 < F ≤ 1 (1 rotates them all)"
+        )
+    scaling = rope.scaling
+    if scaling is not None and not (
+        scaling.factor > 0
+        and 0 < scaling.low_freq_factor < scaling.high_freq_factor
+        and scaling.original_context > 0
+    ):
+        raise AttnError.usage(
+            "the Llama 3 scaling needs factor > 0, 0 < low-freq-factor < high-freq-factor and "
+            "an original context above 0 (Llama 3.1: 8, 1, 4, 8192)"
         )
 
 

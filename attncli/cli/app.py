@@ -17,6 +17,7 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..embeddings import Embeddings, book_example
 from ..errors import AttnError, ExitStatus, shown_text
@@ -26,6 +27,7 @@ from ..params import AttentionParams, DType, Init, Mode, Projections
 from ..render import formats
 from ..render.formats import OutputFormat
 from ..rng import number_text
+from ..rope import Llama3Scaling, Rope
 from ..version import __version__
 from . import output, signals
 from .options import KV_MEMORY, Parsed, parse
@@ -75,6 +77,8 @@ def request_from(parsed: Parsed) -> Request:
         window=values["window"],
         scale=values["scale"],
         causal_align=values["causal_align"],
+        rope=_rope(values, parsed.explicit),
+        position_offset=values["position_offset"],
     )
     return Request(
         command=parsed.command,
@@ -94,6 +98,50 @@ def request_from(parsed: Parsed) -> Request:
         chunk=values["chunk"],
         explicit=parsed.explicit,
     )
+
+
+_ROPE_FLAGS = ("rope_theta", "rope_layout", "rope_scaling", "rope_partial", "position_offset")
+_SCALING_FLAGS = (
+    "rope_factor",
+    "rope_low_freq_factor",
+    "rope_high_freq_factor",
+    "rope_original_context",
+)
+
+
+def _rope(values: dict[str, Any], explicit: frozenset[str]) -> Rope | None:
+    """The RoPE settings of the command line, or None (each flag without --rope, or a
+    scaling factor without --rope-scaling llama3, is a usage error)."""
+    if not values["rope"]:
+        for name in (*_ROPE_FLAGS, *_SCALING_FLAGS):
+            if name in explicit:
+                flag = "--" + name.replace("_", "-")
+                raise AttnError.usage(
+                    f"{flag} has no effect without --rope (chapter 3's attention has no "
+                    f"positions); add --rope, or drop {flag}"
+                )
+        return None
+    scaling = None
+    if values["rope_scaling"] is not None:
+        if values["rope_scaling"] != "llama3":
+            raise AttnError.usage(
+                f"--rope-scaling {values['rope_scaling']} is not a scaling attn knows; give "
+                "llama3 (Llama 3.1's frequency scaling)"
+            )
+        scaling = Llama3Scaling(
+            values["rope_factor"],
+            values["rope_low_freq_factor"],
+            values["rope_high_freq_factor"],
+            values["rope_original_context"],
+        )
+    else:
+        for name in _SCALING_FLAGS:
+            if name in explicit:
+                flag = "--" + name.replace("_", "-")
+                raise AttnError.usage(
+                    f"{flag} has no effect without --rope-scaling llama3; add it, or drop {flag}"
+                )
+    return Rope(values["rope_theta"], values["rope_layout"], scaling, values["rope_partial"])
 
 
 # ---------------------------------------------------------------- running and errors

@@ -123,6 +123,7 @@ ATTENTION_PANEL = "Attention"
 MODEL_PANEL = "Model"
 OUTPUT_PANEL = "Output"
 BEYOND_PANEL = "Beyond chapter 3"
+POSITIONS_PANEL = "Positions (RoPE)"
 
 
 @dataclass(frozen=True)
@@ -462,6 +463,101 @@ FLAGS: tuple[Flag, ...] = (
         BEYOND_PANEL,
         metavar="S",
         show_default=False,
+    ),
+    Flag(
+        "rope",
+        ("--rope",),
+        "flag",
+        False,
+        "Rotary position embeddings on each head's queries and keys, after the head split "
+        "and before the scores, as the book's compute_rope_params and apply_rope (llama3.py): "
+        "x*cos + rotate_half(x)*sin.",
+        POSITIONS_PANEL,
+    ),
+    Flag(
+        "rope_theta",
+        ("--rope-theta",),
+        "float",
+        10_000.0,
+        "RoPE's base: inv_freq_k = 1/theta^(2k/d) (Llama 3 uses 500000).",
+        POSITIONS_PANEL,
+        metavar="THETA",
+    ),
+    Flag(
+        "rope_layout",
+        ("--rope-layout",),
+        "text",
+        "split",
+        "split: halves [x1, x2] rotate together (Hugging Face's, the book's); interleaved: "
+        "pairs (x_2k, x_2k+1) (Meta's original, ch05/15_tiny-aya).",
+        POSITIONS_PANEL,
+        metavar="LAYOUT",
+    ),
+    Flag(
+        "rope_scaling",
+        ("--rope-scaling",),
+        "text",
+        None,
+        "llama3: Llama 3.1's frequency scaling (the book's freq_config), with the four "
+        "--rope-* factors below.",
+        POSITIONS_PANEL,
+        metavar="KIND",
+        show_default=False,
+    ),
+    Flag(
+        "rope_factor",
+        ("--rope-factor",),
+        "float",
+        8.0,
+        "Llama 3 scaling: factor (Llama 3.1: 8; Llama 3.2: 32).",
+        POSITIONS_PANEL,
+        metavar="X",
+    ),
+    Flag(
+        "rope_low_freq_factor",
+        ("--rope-low-freq-factor",),
+        "float",
+        1.0,
+        "Llama 3 scaling: low_freq_factor.",
+        POSITIONS_PANEL,
+        metavar="X",
+    ),
+    Flag(
+        "rope_high_freq_factor",
+        ("--rope-high-freq-factor",),
+        "float",
+        4.0,
+        "Llama 3 scaling: high_freq_factor.",
+        POSITIONS_PANEL,
+        metavar="X",
+    ),
+    Flag(
+        "rope_original_context",
+        ("--rope-original-context",),
+        "int",
+        8192,
+        "Llama 3 scaling: original_context_length.",
+        POSITIONS_PANEL,
+        metavar="T",
+    ),
+    Flag(
+        "rope_partial",
+        ("--rope-partial",),
+        "float",
+        1.0,
+        "Rotate only the first F*head_dim dimensions of each head (Qwen3.5, Gemma 4), their "
+        "frequencies counted over those.",
+        POSITIONS_PANEL,
+        metavar="F",
+    ),
+    Flag(
+        "position_offset",
+        ("--position-offset",),
+        "int",
+        0,
+        "Positions start at P, as after a KV cache of P tokens.",
+        POSITIONS_PANEL,
+        metavar="P",
     ),
     Flag(
         "prefill",

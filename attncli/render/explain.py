@@ -20,6 +20,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from .. import stages
+from ..attention import positions
 from ..errors import shown_text
 from ..explain import HeadSteps, Walkthrough, weight_names
 from ..params import WeightLayout
@@ -227,6 +228,43 @@ def _head_banner(drawing: _Drawing, h: int) -> None:
     drawing.parts.append(Text(text, style="bold"))
 
 
+def _positions(drawing: _Drawing, h: int) -> None:
+    """RoPE: head h's query and keys turned by their positions' angles."""
+    result, fmt = drawing.walk.result, drawing.fmt
+    prepared, rope = result.prepared, result.params.rope
+    if prepared.unrotated is None or rope is None:
+        return
+    layout = result.layout
+    queries_before, keys_before = prepared.unrotated
+    query_positions, key_positions = positions(result.params, prepared.n_queries, prepared.n_keys)
+    i, g = drawing.walk.query_index, layout.kv_head(h)
+    q_part, k_part = layout.columns(h), slice(g * layout.head_dim, (g + 1) * layout.head_dim)
+    pairs = (
+        "the halves [x1, x2] of each vector turn together: x' = x·cos + [-x2, x1]·sin"
+        if rope.layout == "split"
+        else "the pairs (x_2k, x_2k+1) turn: x'_2k = x_2k·cos - x_2k+1·sin, "
+        "x'_2k+1 = x_2k·sin + x_2k+1·cos"
+    )
+    lines = [
+        f"{fmt.vector(keys_before[j, k_part])} → {fmt.vector(result.keys[j, k_part])} "
+        f"(position {int(key_positions[j])})"
+        for j in range(prepared.n_keys)
+    ]
+    drawing.panel(
+        f"{drawing.label(h)}Rotary positions",
+        Text(
+            f"{rope.describe()}: each dimension pair k turns by the angle position × "
+            f"inv_freq_k, inv_freq_k = 1/theta^(2k/d); {pairs}. Scores then depend on "
+            "how far apart two tokens are, not where they are."
+        ),
+        Text(
+            f"query (position {int(query_positions[i])}): "
+            f"{fmt.vector(queries_before[i, q_part])} → {fmt.vector(result.queries[0, q_part])}"
+        ),
+        _two_column(drawing.key_tokens, lines, drawing.walk.key_index),
+    )
+
+
 def _scores(drawing: _Drawing, h: int) -> None:
     product = "q · k_j" if drawing.walk.result.prepared.projected else "x · x_j"
     drawing.panel(
@@ -399,7 +437,7 @@ def _nothing_yet(drawing: _Drawing, h: int) -> None:
 # Each stage's panel (per head for the per-head stages), in the order of stages.STAGES.
 PANELS: dict[str, Callable[[_Drawing, int], None]] = {
     "projections": _projections,
-    "positions": _nothing_yet,
+    "positions": _positions,
     "scores": _scores,
     "scale": _scale,
     "modifiers": _nothing_yet,

@@ -24,6 +24,7 @@ from .heads import HeadLayout
 from .inputs.mask_file import MaskArray
 from .inputs.qkv_file import QKV
 from .masks import Mask
+from .modifiers import NO_MODIFIERS, Modifiers, alibi_slopes
 from .params import AttentionParams, Projections, check_params, draw_projections
 from .rng import DropoutStream, TorchGenerator, dropout_scale, number_text
 from .rope import Rope
@@ -75,6 +76,7 @@ class Prepared:
     qkv_source: str | None = None  # queries, keys and values read from this file (--qkv)
     # With RoPE: the queries and keys before their rotation (queries and keys are after)
     unrotated: tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]] | None = None
+    modifiers: Modifiers = NO_MODIFIERS  # soft-capping, ALiBi, sinks: none by default
 
     @property
     def projected(self) -> bool:
@@ -178,7 +180,11 @@ class Prepared:
         mask aligns shorter queries), where the vectors came from, and positions."""
         cross = self.n_queries != self.n_keys
         rope = self.params.rope
+        modifiers = self.modifiers
         return {
+            "softcap": modifiers.softcap,
+            "alibi_slopes": list(modifiers.alibi) if modifiers.alibi is not None else None,
+            "sink_logits": list(modifiers.sinks) if modifiers.sinks is not None else None,
             "rope": None if rope is None else _rope_settings(rope),
             "position_offset": self.params.position_offset if rope is not None else None,
             "window": self.mask.window,
@@ -297,6 +303,16 @@ def prepare(
         kv,
         None,
         unrotated,
+        _modifiers(params, layout),
+    )
+
+
+def _modifiers(params: AttentionParams, layout: HeadLayout) -> Modifiers:
+    """The score modifiers the settings ask for, per query head."""
+    return Modifiers(
+        softcap=params.softcap,
+        alibi=tuple(alibi_slopes(layout.heads)) if params.alibi else None,
+        sinks=None if params.sink_logit is None else (params.sink_logit,) * layout.heads,
     )
 
 
@@ -399,6 +415,7 @@ def prepare_qkv(
         kv,
         qkv.source,
         unrotated,
+        _modifiers(params, layout),
     )
 
 
@@ -620,6 +637,7 @@ def context(
                     prepared.keep_scale,
                     report,
                     head=h,
+                    modifiers=prepared.modifiers,
                 )
             )
         heads_context = prepared.layout.join(contexts)  # H x (n, head_dim) -> (n, D)
@@ -712,7 +730,16 @@ def _exact_blocks(
             keep = keep_fn(part) if keep_fn is not None else None
             with np.errstate(over="ignore", invalid="ignore"):
                 results = engine.exact_rows(
-                    Q[part], K, V, prepared.scale, part, prepared.mask, keep, keep_scale, h
+                    Q[part],
+                    K,
+                    V,
+                    prepared.scale,
+                    part,
+                    prepared.mask,
+                    keep,
+                    keep_scale,
+                    h,
+                    prepared.modifiers,
                 )
             yield h, slice(start, start + len(part)), keep, results
 

@@ -260,7 +260,7 @@ def _step(prepared: Prepared, start: int, stop: int, full: NDArray[Any]) -> Step
             K = np.ascontiguousarray(keys[:, layout.kv_columns(h)])  # (k, d)
             V = np.ascontiguousarray(values[:, layout.kv_columns(h)])  # (k, d)
             _, _, weights[h], context = engine.exact_rows(
-                q, K, V, prepared.scale, rows, mask, head=h
+                q, K, V, prepared.scale, rows, mask, head=h, modifiers=prepared.modifiers
             )
             contexts.append(context)
         output = layout.join(contexts)  # H x (n, d) -> (n, D)

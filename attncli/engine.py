@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from . import stages
 from .masks import Mask
+from .modifiers import Modifiers
 
 F = TypeVar("F", bound=np.floating[Any])
 
@@ -64,6 +65,7 @@ def exact_rows(
     keep: NDArray[np.bool_] | None = None,
     keep_scale: float = 1.0,
     head: int = 0,
+    modifiers: Modifiers | None = None,
 ) -> tuple[NDArray[F], NDArray[F], NDArray[F], NDArray[F]]:
     """(scores, softmax weights, weights used, context) for the query rows `rows` of
     head `head`.
@@ -73,6 +75,11 @@ def exact_rows(
     whose keys are all masked gets zero weights and a zero context vector."""
     attn_scores = stages.scores(q, K)  # (n, d) @ (d, T) -> (n, T)
     scaled = stages.scale(attn_scores, scale)
+    sink = None
+    if modifiers is not None and modifiers.any:
+        # positions as the mask aligns them: only the distance i - j matters
+        scaled = modifiers.apply(scaled, rows + mask.offset, np.arange(K.shape[0]), head)
+        sink = modifiers.sink(head)
     if mask.hides_any:
         bias = mask.bias_for(rows, 0, K.shape[0], head)  # (n, T) or None
         if bias is not None:
@@ -80,7 +87,7 @@ def exact_rows(
         hidden = mask.hidden(rows, 0, K.shape[0], head)  # (n, T)
         scaled = stages.mask(scaled, hidden)
         attn_scores = stages.mask(attn_scores, hidden)  # as `attn scores` shows them
-    weights = stages.softmax(scaled)  # (n, T)
+    weights = stages.softmax(scaled, sink)  # (n, T)
     used = stages.dropout(weights, keep, keep_scale)
     context = stages.context(used, V)  # (n, T) @ (T, d) -> (n, d)
     return attn_scores, weights, used, context
@@ -98,6 +105,7 @@ def fast_context(
     progress: Callable[[int], None] | None = None,
     budget: int | None = None,
     head: int = 0,
+    modifiers: Modifiers | None = None,
 ) -> NDArray[F]:
     """The context vectors of the query rows `rows` (sorted), `Q` holding their queries,
     for head `head` (which only a per-head mask file tells apart).
@@ -111,8 +119,12 @@ def fast_context(
     out = np.empty((n, V.shape[1]), dtype=Q.dtype)
     if n == 0:
         return out
-    if not mask.banded:  # a mask file: a (T_q, T_k) array is small; go the exact way
-        return _exact_context(Q, K, V, scale, rows, mask, keep, keep_scale, progress, head, out)
+    if not mask.banded or (modifiers is not None and modifiers.any):
+        # a mask file (a (T_q, T_k) array is small), or scores changed on their way to
+        # the softmax (the shift bound no longer holds): the exact way, block by block
+        return _exact_context(
+            Q, K, V, scale, rows, mask, keep, keep_scale, progress, head, out, modifiers
+        )
     budget = BLOCK_BUDGET if budget is None else budget
     with np.errstate(over="ignore", invalid="ignore"):
         k_max = float(np.max(np.linalg.norm(K, axis=1)))  # for the shift bound
@@ -206,6 +218,7 @@ def _exact_context(
     progress: Callable[[int], None] | None,
     head: int,
     out: NDArray[F],
+    modifiers: Modifiers | None,
 ) -> NDArray[F]:
     """fast_context's result by exact_rows, block by block."""
     block = block_rows(K.shape[0], 4 * Q.dtype.itemsize, dropout=keep is not None)
@@ -215,7 +228,7 @@ def _exact_context(
         block_keep = keep(part) if keep is not None else None
         with np.errstate(over="ignore", invalid="ignore"):
             *_, out[start:stop] = exact_rows(
-                Q[start:stop], K, V, scale, part, mask, block_keep, keep_scale, head
+                Q[start:stop], K, V, scale, part, mask, block_keep, keep_scale, head, modifiers
             )
         if progress is not None:
             progress(stop)

@@ -53,6 +53,9 @@ SETTINGS = (
     "rope_layout",
     "rope_partial",
     "position_offset",
+    "softcap",
+    "alibi",
+    "sink_logit",
     # a model's KV cache (kv_memory.py): heads, batch and dtype above too
     "emb_dim",
     "layers",

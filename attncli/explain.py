@@ -33,9 +33,11 @@ class HeadSteps:
     scaled: NDArray[np.floating[Any]]  # (T,) scores * scale, -inf where masked
     masked: NDArray[np.bool_]  # (T,)
     added: NDArray[np.floating[Any]] | None  # (T,) what a float mask file adds, or None
+    modified: NDArray[np.floating[Any]] | None  # (T,) scaled, soft-capped, ALiBi'd; or None
     shifted: NDArray[np.floating[Any]]  # (T,) scaled - max: what exp() sees
     exps: NDArray[np.floating[Any]]  # (T,)
-    total: float  # sum of exps
+    total: float  # sum of exps (and the sink's, with a sink)
+    sink_share: float | None  # the share of the softmax that went to the sink, or None
     weights: NDArray[np.floating[Any]]  # (T,) softmax
     keep: NDArray[np.bool_] | None  # (T,) dropout's keep mask
     used: NDArray[np.floating[Any]]  # (T,) the weights after dropout: what multiplies the values
@@ -79,12 +81,26 @@ def walkthrough(result: AttentionResult) -> Walkthrough:
         bias = result.mask.bias_for(row, 0, n_keys, h)  # (1, T) or None
         attn_scores = stages.scores(queries[h], keys[g])[0]  # (1, d) @ (d, T) -> (T,)
         scaled = stages.scale(attn_scores, result.scale)
+        modifiers, modified = result.prepared.modifiers, None
+        if modifiers.any:  # as the engine: positions aligned as the mask aligns them
+            key_positions = np.arange(n_keys)
+            modified = modifiers.apply(
+                scaled[np.newaxis], row + result.mask.offset, key_positions, h
+            )[0]
+            scaled = modified
         if bias is not None:
             scaled = stages.add_mask(scaled, bias[0])
         masked = stages.mask(scaled, hidden)
-        top = masked.max()
+        sink = modifiers.sink(h)
+        top = masked.max() if sink is None else max(masked.max(), sink)
         shifted = masked - (top if np.isfinite(top) else 0)  # every key masked: exps all 0
         exps = np.exp(shifted)
+        total = float(exps.sum())
+        sink_share = None
+        if sink is not None:
+            sink_exp = float(np.exp(sink - top))
+            total += sink_exp
+            sink_share = sink_exp / total
         keep = None if result.dropout_keep is None else result.dropout_keep[h, 0]
         heads.append(
             HeadSteps(
@@ -95,9 +111,11 @@ def walkthrough(result: AttentionResult) -> Walkthrough:
                 scaled=masked,
                 masked=hidden,
                 added=None if bias is None else bias[0],
+                modified=modified,
                 shifted=shifted,
                 exps=exps,
-                total=float(exps.sum()),
+                total=total,
+                sink_share=sink_share,
                 weights=result.softmax_weights[h, 0],
                 keep=keep,
                 used=result.attn_weights[h, 0],
@@ -132,6 +150,11 @@ def steps_dict(walk: Walkthrough) -> dict[str, Any]:
     for stage in stages.STAGES:
         steps.update(STEP_DATA[stage.name](walk))
     return steps
+
+
+def _one_or_all(values: list[Any]) -> Any:
+    """A value per head: a list with several heads, the value itself with one."""
+    return values if len(values) > 1 else values[0]
 
 
 def _per_head(walk: Walkthrough, pick: Callable[[HeadSteps], Any]) -> Any:
@@ -205,14 +228,28 @@ def _required(values: NDArray[Any] | None) -> NDArray[Any]:
 
 
 def _softmax(walk: Walkthrough) -> dict[str, Any]:
-    return {
-        "softmax": {
-            "max": _per_head(walk, lambda head: _numbers(np.max(head.scaled))),
-            "exp": _per_head(walk, lambda head: _numbers(head.exps)),
-            "sum": _per_head(walk, lambda head: head.total),
-        },
-        "weights": _per_head(walk, lambda head: _numbers(head.weights)),
+    softmax: dict[str, Any] = {
+        "max": _per_head(walk, lambda head: _numbers(np.max(head.scaled))),
+        "exp": _per_head(walk, lambda head: _numbers(head.exps)),
+        "sum": _per_head(walk, lambda head: head.total),
     }
+    sinks = walk.result.prepared.modifiers.sinks
+    if sinks is not None:  # the sink's logit joined the sum; its share went nowhere
+        softmax["sink_logit"] = _one_or_all(list(sinks[: len(walk.heads)]))
+        softmax["sink_share"] = _per_head(walk, lambda head: head.sink_share)
+    return {"softmax": softmax, "weights": _per_head(walk, lambda head: _numbers(head.weights))}
+
+
+def _modifiers(walk: Walkthrough) -> dict[str, Any]:
+    """Soft-capping and ALiBi: the scaled scores as they go on to the mask."""
+    modifiers = walk.result.prepared.modifiers
+    if modifiers.softcap is None and modifiers.alibi is None:
+        return {}
+    step: dict[str, Any] = {"softcap": modifiers.softcap}
+    if modifiers.alibi is not None:
+        step["alibi_slope"] = _one_or_all(list(modifiers.alibi[: len(walk.heads)]))
+    step["modified"] = _per_head(walk, lambda head: _numbers(_required(head.modified)))
+    return step
 
 
 def _dropout(walk: Walkthrough) -> dict[str, Any]:
@@ -280,7 +317,7 @@ STEP_DATA: dict[str, Callable[[Walkthrough], dict[str, Any]]] = {
     "positions": _positions,
     "scores": _scores,
     "scale": _scale,
-    "modifiers": _nothing_yet,
+    "modifiers": _modifiers,
     "mask": _mask,
     "softmax": _softmax,
     "dropout": _dropout,

@@ -92,6 +92,11 @@ class AttentionParams:
     rope: Rope | None = None
     # Where positions start: P after a KV cache of P tokens (RoPE's angles, ALiBi's distances).
     position_offset: int = 0
+    # Score modifiers (modifiers.py): Gemma 2's soft-cap C, ALiBi's linear biases,
+    # gpt-oss's sink logit for every head.
+    softcap: float | None = None
+    alibi: bool = False
+    sink_logit: float | None = None
 
     def __post_init__(self) -> None:
         # Accept the plain strings a library user types: AttentionParams(mode="causal").
@@ -283,6 +288,7 @@ def _check_variants(params: AttentionParams) -> None:
                 f"at least the query's own key; give {setting('window', 1)} or more"
             )
     _check_rope(params)
+    _check_modifiers(params)
     if params.causal_align not in ("bottom-right", "top-left"):
         raise AttnError.usage(
             f"{setting('causal_align', params.causal_align)} is not an alignment; give "
@@ -292,6 +298,28 @@ def _check_variants(params: AttentionParams) -> None:
         raise AttnError.usage(
             f"{setting('scale', params.scale)} is not a scale; give a positive number (the "
             "default is 1/√head_dim)"
+        )
+
+
+def _check_modifiers(params: AttentionParams) -> None:
+    if params.softcap is not None and not (math.isfinite(params.softcap) and params.softcap > 0):
+        raise AttnError.usage(
+            f"{setting('softcap', params.softcap)} is not a cap; give a positive number C "
+            "(scores become C·tanh(scores / C); Gemma 2 uses 50)"
+        )
+    if params.alibi and params.mode is not Mode.CAUSAL:
+        raise AttnError.usage(
+            f"{setting('alibi')} biases each score by -slope·(i - j), the distance back to "
+            f"an earlier key: it is for causal attention; add {setting('mode', 'causal')}"
+        )
+    if params.alibi and params.rope is not None:
+        raise AttnError.usage(
+            f"{setting('alibi')} and {setting('rope')} are two ways to give attention "
+            "positions, and no model uses both; drop one"
+        )
+    if params.sink_logit is not None and not math.isfinite(params.sink_logit):
+        raise AttnError.usage(
+            f"{setting('sink_logit', params.sink_logit)} is not a logit; give a finite number"
         )
 
 

@@ -7,7 +7,8 @@ Each stage is a small pure numpy function. The engine runs them over blocks of q
 rows (its fast kernel folds scale into the first product, to the same numbers);
 `explain` runs them for its one query, keeping what each gives; its panels and its
 JSON walk `STAGES`, so a stage added here once appears in all of them. `positions`
-(rotary embeddings) and `modifiers` (soft-capping, biases) hold nothing yet.
+(rotary embeddings, rope.py) and `modifiers` (soft-capping, ALiBi, modifiers.py) act
+only when asked for.
 
 Shapes: T tokens, n query rows (all T, or the one `--query` row), d dimensions, and
 optionally H heads in front: (H, n, T) scores. Masked scores are -inf, as the book's
@@ -85,7 +86,7 @@ def mask(attn_scores: NDArray[F], hidden: NDArray[np.bool_]) -> NDArray[F]:
     return masked
 
 
-def softmax(x: NDArray[F]) -> NDArray[F]:
+def softmax(x: NDArray[F], sink: float | None = None) -> NDArray[F]:
     """Row-wise softmax over the last axis, exact and overflow-free.
 
     Subtracting the row maximum changes nothing mathematically (the factor cancels)
@@ -99,13 +100,23 @@ def softmax(x: NDArray[F]) -> NDArray[F]:
     [[0.25, 0.75]]
     >>> softmax(np.array([[-np.inf, -np.inf]])).tolist()
     [[0.0, 0.0]]
+
+    With a `sink` logit (gpt-oss's attention sinks) it joins every row as one more
+    column, and its share is left out: the row sums to less than 1.
+
+    >>> softmax(np.array([[0.0, 0.0]]), sink=0.0).tolist()
+    [[0.3333333333333333, 0.3333333333333333]]
     """
     row_max = np.max(x, axis=-1, keepdims=True)
+    if sink is not None:
+        row_max = np.maximum(row_max, x.dtype.type(sink))
     empty = row_max == -np.inf  # rows with every entry masked
     if empty.any():
         row_max = np.where(empty, 0, row_max)  # exp(-inf - 0) = 0: no NaN from -inf - -inf
     exps = np.exp(x - row_max)
     sums = np.sum(exps, axis=-1, keepdims=True)
+    if sink is not None:
+        sums = sums + np.exp(x.dtype.type(sink) - row_max)  # the sink's share of the sum
     if empty.any():
         sums = np.where(empty, 1, sums)  # 0 / 1: the empty rows' weights are 0
     weights: NDArray[F] = exps / sums

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).parent.parent / "attncli"
 
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"version", "errors"}),
-    ("values", {"embeddings", "rng", "masks", "heads", "stages", "rope"}),
+    ("values", {"embeddings", "rng", "masks", "heads", "stages", "rope", "modifiers"}),
     ("settings", {"params", "kv_memory"}),
     ("input text", {"inputs.reading", "inputs.text"}),
     (

@@ -75,7 +75,10 @@ def request_from(parsed: Parsed) -> Request:
         kv_groups=values["kv_groups"],
         latent_dim=values["latent_dim"],
         window=values["window"],
-        scale=values["scale"],
+        scale=_scale(values["scale"]),
+        softcap=values["softcap"],
+        alibi=values["alibi"],
+        sink_logit=values["sink_logit"],
         causal_align=values["causal_align"],
         rope=_rope(values, parsed.explicit),
         position_offset=values["position_offset"],
@@ -107,6 +110,21 @@ _SCALING_FLAGS = (
     "rope_high_freq_factor",
     "rope_original_context",
 )
+
+
+def _scale(text: str | None) -> float | None:
+    """--scale S: a number, or none (no scaling: a factor of 1)."""
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return 1.0
+    try:
+        return float(text)
+    except ValueError:
+        raise AttnError.usage(
+            f"--scale {text} is not a number; give the factor on the scores (e.g. 0.125), or "
+            "none for no scaling"
+        ) from None
 
 
 def _rope(values: dict[str, Any], explicit: frozenset[str]) -> Rope | None:

@@ -456,12 +456,42 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "scale",
         ("--scale",),
-        "float",
+        "text",
         None,
         "Multiply the scores by S before the softmax, instead of 1/sqrt(head_dim) (1 in "
-        "plain mode).",
+        "plain mode); none: no scaling at all (Gemma 4).",
         BEYOND_PANEL,
         metavar="S",
+        show_default=False,
+    ),
+    Flag(
+        "softcap",
+        ("--softcap",),
+        "float",
+        None,
+        "Soft-cap the scaled scores before the mask: C*tanh(scores/C) (Gemma 2: 50).",
+        BEYOND_PANEL,
+        metavar="C",
+        show_default=False,
+    ),
+    Flag(
+        "alibi",
+        ("--alibi",),
+        "flag",
+        False,
+        "ALiBi: add -slope_h*(i - j) to the scaled scores (causal), one slope per head from "
+        "the ALiBi paper's formula (8 heads: 1/2, 1/4, ..., 1/256).",
+        BEYOND_PANEL,
+    ),
+    Flag(
+        "sink_logit",
+        ("--sink-logit",),
+        "float",
+        None,
+        "Attention sinks (gpt-oss): a logit X for every head joins each row's softmax as one "
+        "more column and is dropped after, so rows sum to less than 1.",
+        BEYOND_PANEL,
+        metavar="X",
         show_default=False,
     ),
     Flag(

@@ -265,6 +265,34 @@ def _positions(drawing: _Drawing, h: int) -> None:
     )
 
 
+def _modifiers(drawing: _Drawing, h: int) -> None:
+    """Soft-capping and ALiBi: head h's scaled scores on their way to the mask."""
+    walk, fmt = drawing.walk, drawing.fmt
+    modifiers, head = walk.result.prepared.modifiers, walk.heads[h]
+    if head.modified is None or (modifiers.softcap is None and modifiers.alibi is None):
+        return
+    what = []
+    if modifiers.softcap is not None:
+        cap = fmt(modifiers.softcap)
+        what.append(
+            f"soft-capped, s → {cap}·tanh(s / {cap}) (Gemma 2): no score beyond ±{cap}, and "
+            "small ones nearly unchanged"
+        )
+    if modifiers.alibi is not None:
+        slope = modifiers.alibi[h]
+        what.append(
+            f"ALiBi's linear bias added, −{fmt(slope)}·(i − j): the farther back a key, the "
+            "lower its score (this head's slope, from the ALiBi paper's formula)"
+        )
+    scaled = stages.scale(head.scores, walk.result.scale)
+    lines = [f"{fmt(a)} → {fmt(b)}" for a, b in zip(scaled, head.modified, strict=True)]
+    drawing.panel(
+        f"{drawing.label(h)}Score modifiers",
+        Text("The scaled scores are " + "; then ".join(what) + "."),
+        _two_column(drawing.key_tokens, lines, walk.key_index),
+    )
+
+
 def _scores(drawing: _Drawing, h: int) -> None:
     product = "q · k_j" if drawing.walk.result.prepared.projected else "x · x_j"
     drawing.panel(
@@ -440,7 +468,7 @@ PANELS: dict[str, Callable[[_Drawing, int], None]] = {
     "positions": _positions,
     "scores": _scores,
     "scale": _scale,
-    "modifiers": _nothing_yet,
+    "modifiers": _modifiers,
     "mask": _mask,
     "softmax": _softmax,
     "dropout": _dropout,
@@ -584,15 +612,19 @@ def _softmax_parts(
 
     labels, rows = _labelled_rows(tokens, walk.key_index, cells, 4)
     headers = ("score", "− max", "exp", "÷ sum = weight")
-    return [
-        Text(
-            f"softmax turns scores into weights that are positive and sum to 1: "
-            f"w_j = exp(s_j − max) / Σ exp(s − max). Subtracting the max ({fmt(peak)}) "
-            f"changes nothing but keeps exp from overflowing. Σ exp = {fmt(head.total)}. "
-            "These are `attn weights`."
-        ),
-        fit.grid(rows, headers, labels),
-    ]
+    text = (
+        f"softmax turns scores into weights that are positive and sum to 1: "
+        f"w_j = exp(s_j − max) / Σ exp(s − max). Subtracting the max ({fmt(peak)}) "
+        f"changes nothing but keeps exp from overflowing. Σ exp = {fmt(head.total)}. "
+        "These are `attn weights`."
+    )
+    if head.sink_share is not None:
+        text += (
+            f" A sink's logit joined the sum as one more column and was dropped after "
+            f"(gpt-oss): it took {fmt(head.sink_share)} of the weight, so this row sums to "
+            f"{fmt(1 - head.sink_share)}."
+        )
+    return [Text(text), fit.grid(rows, headers, labels)]
 
 
 def _context_lines(

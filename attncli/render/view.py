@@ -145,6 +145,12 @@ def settings_text(prepared: Prepared) -> str:
         parts.append(f"inputs as queries, keys, values{scaling}")
     if params.scale is not None:
         parts.append(f"scale={prepared.scale:.4g} (given)")
+    if params.softcap is not None:
+        parts.append(f"softcap={params.softcap:g}")
+    if params.alibi:
+        parts.append("ALiBi")
+    if params.sink_logit is not None:
+        parts.append(f"sink logit {params.sink_logit:g}")
     if params.rope is not None:
         offset = f" from position {params.position_offset}" if params.position_offset else ""
         parts.append(params.rope.describe() + offset)

@@ -77,6 +77,8 @@ class Prepared:
     # With RoPE: the queries and keys before their rotation (queries and keys are after)
     unrotated: tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]] | None = None
     modifiers: Modifiers = NO_MODIFIERS  # soft-capping, ALiBi, sinks: none by default
+    # With QK-norm: the queries and keys before it (unrotated, or queries and keys, after)
+    unnormed: tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]] | None = None
 
     @property
     def projected(self) -> bool:
@@ -185,6 +187,7 @@ class Prepared:
             "softcap": modifiers.softcap,
             "alibi_slopes": list(modifiers.alibi) if modifiers.alibi is not None else None,
             "sink_logits": list(modifiers.sinks) if modifiers.sinks is not None else None,
+            "qk_norm": self.params.qk_norm,
             "rope": None if rope is None else _rope_settings(rope),
             "position_offset": self.params.position_offset if rope is not None else None,
             "window": self.mask.window,
@@ -284,7 +287,10 @@ def prepare(
     if params.scale is not None:
         scale = params.scale  # instead of 1/sqrt(head_dim)
     mask = _mask(params, mask_file, layout, X.shape[0], X_kv.shape[0])
-    unrotated = None
+    unnormed = unrotated = None
+    if params.qk_norm:
+        unnormed = (queries, keys)
+        queries, keys = normed(queries, keys, layout)
     if params.rope is not None:
         unrotated = (queries, keys)
         queries, keys = rotated(queries, keys, layout, params)
@@ -304,6 +310,7 @@ def prepare(
         None,
         unrotated,
         _modifiers(params, layout),
+        unnormed,
     )
 
 
@@ -325,6 +332,16 @@ def positions(
     key_positions = np.arange(n_keys) + offset
     shift = n_keys - n_queries if params.causal_align == "bottom-right" else 0
     return np.arange(n_queries) + shift + offset, key_positions
+
+
+def normed(
+    queries: NDArray[Any], keys: NDArray[Any], layout: HeadLayout
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Qwen3's QK-norm: RMSNorm (eps 1e-6, unit weight) on each head's queries and keys."""
+    d = layout.head_dim
+    q = stages.rms_norm(queries.reshape(queries.shape[0], -1, d)).reshape(queries.shape)
+    k = stages.rms_norm(keys.reshape(keys.shape[0], -1, d)).reshape(keys.shape)
+    return q, k  # (T, H * d) -> (T, H, d) -> normed -> (T, H * d)
 
 
 def rotated(
@@ -396,7 +413,10 @@ def prepare_qkv(
         kv = Embeddings(key_tokens, keys, qkv.source)
     scale = qkv.head_dim**-0.5 if params.scale is None else params.scale
     mask = _mask(params, mask_file, layout, qkv.n_queries, qkv.n_keys)
-    unrotated = None
+    unnormed = unrotated = None
+    if params.qk_norm:
+        unnormed = (queries, keys)
+        queries, keys = normed(queries, keys, layout)
     if params.rope is not None:
         unrotated = (queries, keys)
         queries, keys = rotated(queries, keys, layout, params)
@@ -416,6 +436,7 @@ def prepare_qkv(
         qkv.source,
         unrotated,
         _modifiers(params, layout),
+        unnormed,
     )
 
 

@@ -56,6 +56,7 @@ SETTINGS = (
     "softcap",
     "alibi",
     "sink_logit",
+    "qk_norm",
     # a model's KV cache (kv_memory.py): heads, batch and dtype above too
     "emb_dim",
     "layers",

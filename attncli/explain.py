@@ -286,6 +286,26 @@ def _out_proj(walk: Walkthrough) -> dict[str, Any]:
     return data
 
 
+def _qk_norm(walk: Walkthrough) -> dict[str, Any]:
+    """QK-norm: the query and keys before and after each head's RMSNorm."""
+    result = walk.result
+    unnormed = result.prepared.unnormed
+    if unnormed is None:
+        return {}
+    after = result.prepared.unrotated or (result.queries, result.keys)
+    queries_before, keys_before = unnormed
+    i = walk.query_index
+    queries_after = after[0] if result.prepared.unrotated is not None else None
+    return {
+        "query_before_norm": _numbers(queries_before[i]),
+        "keys_before_norm": _numbers(keys_before),
+        "query_after_norm": _numbers(
+            queries_after[i] if queries_after is not None else result.queries[0]
+        ),
+        "keys_after_norm": _numbers(after[1]),
+    }
+
+
 def _positions(walk: Walkthrough) -> dict[str, Any]:
     """RoPE: the positions, and the query and keys before and after their rotation."""
     result = walk.result
@@ -314,6 +334,7 @@ def _nothing_yet(walk: Walkthrough) -> dict[str, Any]:
 # What each stage adds to `steps`, in the order of stages.STAGES.
 STEP_DATA: dict[str, Callable[[Walkthrough], dict[str, Any]]] = {
     "projections": _projections,
+    "qk_norm": _qk_norm,
     "positions": _positions,
     "scores": _scores,
     "scale": _scale,

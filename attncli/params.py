@@ -97,6 +97,9 @@ class AttentionParams:
     softcap: float | None = None
     alibi: bool = False
     sink_logit: float | None = None
+    # Qwen3's QK-norm: RMSNorm (eps 1e-6, unit weight) on each head's queries and keys,
+    # before RoPE.
+    qk_norm: bool = False
 
     def __post_init__(self) -> None:
         # Accept the plain strings a library user types: AttentionParams(mode="causal").

@@ -1,7 +1,7 @@
 """Attention as a pipeline of named stages, in the book's words and order:
 
-    projections -> positions -> scores -> scale -> modifiers -> mask -> softmax
-    -> dropout -> context -> out_proj
+    projections -> qk_norm -> positions -> scores -> scale -> modifiers -> mask
+    -> softmax -> dropout -> context -> out_proj
 
 Each stage is a small pure numpy function. The engine runs them over blocks of query
 rows (its fast kernel folds scale into the first product, to the same numbers);
@@ -36,7 +36,8 @@ class Stage(NamedTuple):
 
 STAGES = (
     Stage("projections", per_head=False),  # queries, keys, values (book 3.4.1)
-    Stage("positions", per_head=True),  # none yet: rotary position embeddings go here
+    Stage("qk_norm", per_head=True),  # RMSNorm on each head's query and keys (Qwen3)
+    Stage("positions", per_head=True),  # rotary position embeddings (rope.py)
     Stage("scores", per_head=True),  # attn_scores = queries @ keys.T (3.3.1)
     Stage("scale", per_head=True),  # * 1/sqrt(d_k) (3.4.1)
     Stage("modifiers", per_head=True),  # none yet: soft-capping, ALiBi, sinks go here
@@ -46,6 +47,20 @@ STAGES = (
     Stage("context", per_head=True),  # context_vecs = attn_weights @ values (3.3.1)
     Stage("out_proj", per_head=False),  # the heads joined, then out_proj (3.6.2)
 )
+
+
+def rms_norm(x: NDArray[F], weight: NDArray[Any] | None = None, eps: float = 1e-6) -> NDArray[F]:
+    """RMSNorm over the last axis, as Qwen3's q_norm and k_norm: x / sqrt(mean(x²) + eps),
+    times a weight (1 unless given).
+
+    >>> rms_norm(np.array([[3.0, 4.0]])).round(4).tolist()
+    [[0.8485, 1.1314]]
+    """
+    mean_square = np.mean(x * x, axis=-1, keepdims=True)
+    normed: NDArray[F] = x / np.sqrt(mean_square + x.dtype.type(eps))
+    if weight is not None:
+        normed = normed * weight.astype(x.dtype, copy=False)
+    return normed
 
 
 def projections(X: NDArray[F], W: NDArray[Any], b: NDArray[Any] | None) -> NDArray[F]:

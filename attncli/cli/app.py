@@ -79,6 +79,7 @@ def request_from(parsed: Parsed) -> Request:
         softcap=values["softcap"],
         alibi=values["alibi"],
         sink_logit=values["sink_logit"],
+        qk_norm=values["qk_norm"],
         causal_align=values["causal_align"],
         rope=_rope(values, parsed.explicit),
         position_offset=values["position_offset"],

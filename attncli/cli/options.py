@@ -495,6 +495,15 @@ FLAGS: tuple[Flag, ...] = (
         show_default=False,
     ),
     Flag(
+        "qk_norm",
+        ("--qk-norm",),
+        "flag",
+        False,
+        "QK-norm (Qwen3): RMSNorm (eps 1e-6, unit weight) on each head's queries and keys, "
+        "before RoPE.",
+        POSITIONS_PANEL,
+    ),
+    Flag(
         "rope",
         ("--rope",),
         "flag",

@@ -228,6 +228,34 @@ def _head_banner(drawing: _Drawing, h: int) -> None:
     drawing.parts.append(Text(text, style="bold"))
 
 
+def _qk_norm(drawing: _Drawing, h: int) -> None:
+    """QK-norm: head h's query and keys, each divided by its root mean square."""
+    result, fmt = drawing.walk.result, drawing.fmt
+    prepared = result.prepared
+    if prepared.unnormed is None:
+        return
+    layout = result.layout
+    queries_before, keys_before = prepared.unnormed
+    queries_after, keys_after = prepared.unrotated or (None, result.keys)
+    i, g = drawing.walk.query_index, layout.kv_head(h)
+    q_part, k_part = layout.columns(h), slice(g * layout.head_dim, (g + 1) * layout.head_dim)
+    query_after = (queries_after[i] if queries_after is not None else result.queries[0])[q_part]
+    lines = [
+        f"{fmt.vector(keys_before[j, k_part])} → {fmt.vector(keys_after[j, k_part])}"
+        for j in range(prepared.n_keys)
+    ]
+    drawing.panel(
+        f"{drawing.label(h)}QK-norm",
+        Text(
+            "Each head's query and keys are RMS-normalised, x / sqrt(mean(x²) + 1e-6) (Qwen3's "
+            "q_norm and k_norm, unit weights), before the rotation: the scores' size no "
+            "longer grows with the vectors'."
+        ),
+        Text(f"query: {fmt.vector(queries_before[i, q_part])} → {fmt.vector(query_after)}"),
+        _two_column(drawing.key_tokens, lines, drawing.walk.key_index),
+    )
+
+
 def _positions(drawing: _Drawing, h: int) -> None:
     """RoPE: head h's query and keys turned by their positions' angles."""
     result, fmt = drawing.walk.result, drawing.fmt
@@ -465,6 +493,7 @@ def _nothing_yet(drawing: _Drawing, h: int) -> None:
 # Each stage's panel (per head for the per-head stages), in the order of stages.STAGES.
 PANELS: dict[str, Callable[[_Drawing, int], None]] = {
     "projections": _projections,
+    "qk_norm": _qk_norm,
     "positions": _positions,
     "scores": _scores,
     "scale": _scale,

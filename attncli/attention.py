@@ -10,6 +10,7 @@ user may.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -186,7 +187,12 @@ class Prepared:
         return {
             "softcap": modifiers.softcap,
             "alibi_slopes": list(modifiers.alibi) if modifiers.alibi is not None else None,
-            "sink_logits": list(modifiers.sinks) if modifiers.sinks is not None else None,
+            # strict JSON has no -Infinity: a sink of -inf (none) is null, as a masked score
+            "sink_logits": (
+                [x if math.isfinite(x) else None for x in modifiers.sinks]
+                if modifiers.sinks is not None
+                else None
+            ),
             "qk_norm": self.params.qk_norm,
             "rope": None if rope is None else _rope_settings(rope),
             "position_offset": self.params.position_offset if rope is not None else None,
@@ -316,10 +322,18 @@ def prepare(
 
 def _modifiers(params: AttentionParams, layout: HeadLayout) -> Modifiers:
     """The score modifiers the settings ask for, per query head."""
+    sinks = params.sink_logits
+    if sinks is not None and len(sinks) not in (1, layout.heads):
+        raise AttnError.usage(
+            f"{setting('sink_logits', ','.join(f'{x:g}' for x in sinks))} gives {len(sinks)} "
+            f"logits for {layout.heads} heads; give one for every head, or one each"
+        )
     return Modifiers(
         softcap=params.softcap,
         alibi=tuple(alibi_slopes(layout.heads)) if params.alibi else None,
-        sinks=None if params.sink_logit is None else (params.sink_logit,) * layout.heads,
+        sinks=None
+        if params.sink_logits is None
+        else tuple(params.sink_logits) * (layout.heads // len(params.sink_logits)),
     )
 
 

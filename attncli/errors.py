@@ -55,7 +55,7 @@ SETTINGS = (
     "position_offset",
     "softcap",
     "alibi",
-    "sink_logit",
+    "sink_logits",
     "qk_norm",
     # a model's KV cache (kv_memory.py): heads, batch and dtype above too
     "emb_dim",

@@ -235,7 +235,8 @@ def _softmax(walk: Walkthrough) -> dict[str, Any]:
     }
     sinks = walk.result.prepared.modifiers.sinks
     if sinks is not None:  # the sink's logit joined the sum; its share went nowhere
-        softmax["sink_logit"] = _one_or_all(list(sinks[: len(walk.heads)]))
+        logits = [x if np.isfinite(x) else None for x in sinks[: len(walk.heads)]]
+        softmax["sink_logit"] = _one_or_all(logits)  # null: -inf, no sink
         softmax["sink_share"] = _per_head(walk, lambda head: head.sink_share)
     return {"softmax": softmax, "weights": _per_head(walk, lambda head: _numbers(head.weights))}
 

@@ -96,7 +96,7 @@ class AttentionParams:
     # gpt-oss's sink logit for every head.
     softcap: float | None = None
     alibi: bool = False
-    sink_logit: float | None = None
+    sink_logits: tuple[float, ...] | None = None  # one for every head, or one per head
     # Qwen3's QK-norm: RMSNorm (eps 1e-6, unit weight) on each head's queries and keys,
     # before RoPE.
     qk_norm: bool = False
@@ -320,9 +320,11 @@ def _check_modifiers(params: AttentionParams) -> None:
             f"{setting('alibi')} and {setting('rope')} are two ways to give attention "
             "positions, and no model uses both; drop one"
         )
-    if params.sink_logit is not None and not math.isfinite(params.sink_logit):
+    sinks = params.sink_logits
+    if sinks is not None and not all(math.isfinite(x) or x == -math.inf for x in sinks):
         raise AttnError.usage(
-            f"{setting('sink_logit', params.sink_logit)} is not a logit; give a finite number"
+            f"{setting('sink_logits', ','.join(f'{x:g}' for x in sinks))} holds a value "
+            "that is not a logit; give finite numbers (or -inf: no sink)"
         )
 
 

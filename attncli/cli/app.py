@@ -78,7 +78,7 @@ def request_from(parsed: Parsed) -> Request:
         scale=_scale(values["scale"]),
         softcap=values["softcap"],
         alibi=values["alibi"],
-        sink_logit=values["sink_logit"],
+        sink_logits=_sink_logits(values["sink_logits"]),
         qk_norm=values["qk_norm"],
         causal_align=values["causal_align"],
         rope=_rope(values, parsed.explicit),
@@ -111,6 +111,19 @@ _SCALING_FLAGS = (
     "rope_high_freq_factor",
     "rope_original_context",
 )
+
+
+def _sink_logits(text: str | None) -> tuple[float, ...] | None:
+    """--sink-logits X or X0,X1,...: one logit for every head, or one per head."""
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise AttnError.usage(
+            f"--sink-logits {text} is not a list of numbers; give X for every head, or "
+            "X0,X1,... one per head (gpt-oss learns one per head)"
+        ) from None
 
 
 def _scale(text: str | None) -> float | None:

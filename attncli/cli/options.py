@@ -484,12 +484,13 @@ FLAGS: tuple[Flag, ...] = (
         BEYOND_PANEL,
     ),
     Flag(
-        "sink_logit",
-        ("--sink-logit",),
-        "float",
+        "sink_logits",
+        ("--sink-logits",),
+        "text",
         None,
-        "Attention sinks (gpt-oss): a logit X for every head joins each row's softmax as one "
-        "more column and is dropped after, so rows sum to less than 1.",
+        "Attention sinks (gpt-oss): a logit X for every head (or X0,X1,... one per head) joins "
+        "each row's softmax as one more column and is dropped after, so rows sum to less "
+        "than 1.",
         BEYOND_PANEL,
         metavar="X",
         show_default=False,

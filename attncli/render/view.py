@@ -149,8 +149,8 @@ def settings_text(prepared: Prepared) -> str:
         parts.append(f"softcap={params.softcap:g}")
     if params.alibi:
         parts.append("ALiBi")
-    if params.sink_logit is not None:
-        parts.append(f"sink logit {params.sink_logit:g}")
+    if params.sink_logits is not None:
+        parts.append("sink logits " + ",".join(f"{x:g}" for x in params.sink_logits))
     if params.rope is not None:
         offset = f" from position {params.position_offset}" if params.position_offset else ""
         parts.append(params.rope.describe() + offset)

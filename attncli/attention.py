@@ -80,6 +80,7 @@ class Prepared:
     modifiers: Modifiers = NO_MODIFIERS  # soft-capping, ALiBi, sinks: none by default
     # With QK-norm: the queries and keys before it (unrotated, or queries and keys, after)
     unnormed: tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]] | None = None
+    gate_logits: NDArray[np.floating[Any]] | None = None  # (T, D): x @ W_gate + b_gate
 
     @property
     def projected(self) -> bool:
@@ -194,6 +195,7 @@ class Prepared:
                 else None
             ),
             "qk_norm": self.params.qk_norm,
+            "gate": self.gate_logits is not None,
             "rope": None if rope is None else _rope_settings(rope),
             "position_offset": self.params.position_offset if rope is not None else None,
             "window": self.mask.window,
@@ -243,7 +245,7 @@ def prepare(
     else:
         heads = _heads_for(projections, params, embeddings)
         limits.check_sizes(embeddings, params, projections, memory)
-    latent = None
+    latent = gate_logits = None
     with np.errstate(over="ignore"):
         X = np.asarray(embeddings.matrix, dtype=dtype)  # (T, d_in)
     if not np.isfinite(X).all():  # an input beyond float32's range
@@ -269,6 +271,8 @@ def prepare(
                     tokens = embeddings if name == "queries" or kv is None else kv
                     raise limits.projection_error(name, tokens, projections, dtype)
             scale = float(projections.d_out // heads) ** -0.5  # 1/sqrt(d_k), per head
+            if projections.W_gate is not None:  # GatedMultiHeadAttention
+                gate_logits = stages.projections(X, projections.W_gate, projections.b_gate)
         else:
             queries, keys, values = X, X_kv, X_kv  # (T, d_in), (T_k, d_in), (T_k, d_in)
             scale = 1.0  # section 3.3 does not scale
@@ -317,6 +321,7 @@ def prepare(
         unrotated,
         _modifiers(params, layout),
         unnormed,
+        gate_logits,
     )
 
 
@@ -625,7 +630,7 @@ def compute_prepared(
         heads_context = prepared.layout.join(
             [np.concatenate(blocks) for blocks in contexts]
         )  # H x (n, head_dim) -> (n, D)
-        context_vecs = _output(heads_context, prepared)
+        context_vecs = _output(heads_context, prepared, rows)
     return AttentionResult(
         prepared=prepared,
         query_index=query,
@@ -680,7 +685,7 @@ def context(
             # The fast kernel does not keep the scores: a context vector that is not
             # finite comes from a score that overflowed, or else from the values.
             check_scores_fit(prepared, rows)
-        result = _output(heads_context, prepared)
+        result = _output(heads_context, prepared, rows)
     return result
 
 
@@ -789,15 +794,21 @@ def _rows(n_queries: int, query: int | None, rows: NDArray[np.intp] | None) -> N
     return np.arange(n_queries)
 
 
-def _output(heads_context: NDArray[Any], prepared: Prepared) -> NDArray[Any]:
+def _output(
+    heads_context: NDArray[Any], prepared: Prepared, rows: NDArray[np.intp]
+) -> NDArray[Any]:
     """A check that the heads' context vectors are finite (the scores being finite,
     the weights sum to 1, so only values times dropout's 1 / (1 - p) can overflow);
-    then out_proj when the module has one, and the same check of its output."""
+    then the gate and out_proj when the module has them, and the same check of its
+    output."""
     if not np.isfinite(heads_context).all():
         raise limits.context_error(
             prepared.values, prepared.keep_scale, prepared.embeddings, prepared.projections
         )
     projections = prepared.projections
+    if prepared.gate_logits is not None:
+        with np.errstate(over="ignore"):  # exp(-x) of a very negative x: a gate of 0
+            heads_context = stages.gate(heads_context, prepared.gate_logits[rows])  # (n, D)
     if projections is None or projections.W_out is None:
         return heads_context
     with np.errstate(over="ignore", invalid="ignore"):

@@ -264,6 +264,8 @@ def _step(prepared: Prepared, start: int, stop: int, full: NDArray[Any]) -> Step
             )
             contexts.append(context)
         output = layout.join(contexts)  # H x (n, d) -> (n, D)
+        if prepared.gate_logits is not None:  # GatedMultiHeadAttention's gate
+            output = stages.gate(output, prepared.gate_logits[start:stop])
         projections = prepared.projections
         if projections is not None and projections.W_out is not None:
             output = stages.out_proj(output, projections.W_out, projections.b_out)  # (n, D)

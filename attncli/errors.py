@@ -57,6 +57,7 @@ SETTINGS = (
     "alibi",
     "sink_logits",
     "qk_norm",
+    "gate",
     # a model's KV cache (kv_memory.py): heads, batch and dtype above too
     "emb_dim",
     "layers",

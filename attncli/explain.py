@@ -195,6 +195,8 @@ def weight_names(projections: Projections) -> dict[str, str]:
     Ordered as the module draws them."""
     if projections.W_DKV is not None:
         return {"W_query": "W_query", "W_DKV": "W_DKV", "W_key": "W_UK", "W_value": "W_UV"}
+    if projections.W_gate is not None:  # GatedMultiHeadAttention's order
+        return {"W_query": "W_query", "W_gate": "W_gate", "W_key": "W_key", "W_value": "W_value"}
     return {"W_query": "W_query", "W_key": "W_key", "W_value": "W_value"}
 
 
@@ -328,6 +330,20 @@ def _positions(walk: Walkthrough) -> dict[str, Any]:
     }
 
 
+def _gate(walk: Walkthrough) -> dict[str, Any]:
+    """GatedMultiHeadAttention: the heads' context vectors times sigmoid(x @ W_gate)."""
+    result = walk.result
+    logits = result.prepared.gate_logits
+    if logits is None:
+        return {}
+    row = logits[walk.query_index]  # (D,)
+    return {
+        "gate_logits": _numbers(row),
+        "gate": _numbers(stages.gate(np.ones_like(row), row)),
+        "gated": _numbers(stages.gate(result.heads_context[0], row)),
+    }
+
+
 def _nothing_yet(walk: Walkthrough) -> dict[str, Any]:
     return {}
 
@@ -344,6 +360,7 @@ STEP_DATA: dict[str, Callable[[Walkthrough], dict[str, Any]]] = {
     "softmax": _softmax,
     "dropout": _dropout,
     "context": _context,
+    "gate": _gate,
     "out_proj": _out_proj,
 }
 

@@ -100,6 +100,9 @@ class AttentionParams:
     # Qwen3's QK-norm: RMSNorm (eps 1e-6, unit weight) on each head's queries and keys,
     # before RoPE.
     qk_norm: bool = False
+    # The sigmoid output gate of the book's GatedMultiHeadAttention (ch04/08_deltanet):
+    # the heads' context vectors times sigmoid(X @ W_gate), before out_proj.
+    gate: bool = False
 
     def __post_init__(self) -> None:
         # Accept the plain strings a library user types: AttentionParams(mode="causal").
@@ -123,7 +126,7 @@ class AttentionParams:
     def out_proj(self) -> bool:
         """Whether the module ends with out_proj: MultiHeadAttention (heads > 1) and the
         later modules always (grouped-query and latent attention, even with one head)."""
-        return self.grouped or self.latent or (self.heads > 1 and not self.wrapper)
+        return self.grouped or self.latent or self.gate or (self.heads > 1 and not self.wrapper)
 
     @property
     def latent(self) -> bool:
@@ -157,6 +160,9 @@ class Projections:
     # W_key and W_value (W_UK, W_UV; (L, D)) act on it instead of on X.
     W_DKV: NDArray[np.float64] | None = None  # (d_in, L)
     b_DKV: NDArray[np.float64] | None = None  # (L,)
+    # GatedMultiHeadAttention's gate: sigmoid(X @ W_gate + b_gate) times the heads' context
+    W_gate: NDArray[np.float64] | None = None  # (d_in, D)
+    b_gate: NDArray[np.float64] | None = None  # (D,)
     heads: int | None = None  # fixed by the file (a wrapper's state_dict), else None
     file: str | None = None  # the weights file they came from; None when drawn
 
@@ -182,6 +188,8 @@ class Projections:
             self.b_out,
             self.W_DKV,
             self.b_DKV,
+            self.W_gate,
+            self.b_gate,
         )
         return sum(int(a.size) for a in arrays if a is not None)
 
@@ -258,6 +266,26 @@ def _check_variants(params: AttentionParams) -> None:
                 f"{setting('kv_groups', number_text(groups))} does not divide "
                 f"{setting('heads', heads)}: each key/value head serves heads / kv_groups query "
                 f"heads; give one of {fits} (1 is multi-query attention)"
+            )
+    if params.gate:
+        others = [
+            setting(name)
+            for name, given in (
+                ("wrapper", params.wrapper),
+                ("kv_groups", params.kv_groups is not None),
+                ("latent_dim", params.latent_dim is not None),
+            )
+            if given
+        ]
+        if not params.projected or others:
+            raise AttnError.usage(
+                f"{setting('gate')} is the book's GatedMultiHeadAttention, chapter 3's "
+                "MultiHeadAttention with a sigmoid gate: "
+                + (
+                    f"add {setting('mode', 'causal')} (or trainable)"
+                    if not params.projected
+                    else f"another module than {', '.join(others)}; drop one"
+                )
             )
     latent = params.latent_dim
     if latent is not None:
@@ -376,7 +404,7 @@ def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, T
     gen = TorchGenerator(params.seed)
     linear = params.init is Init.LINEAR
     drawn: dict[str, list[tuple[NDArray[np.float64], NDArray[np.float64] | None]]] = {
-        name: [] for name in ("W_query", "W_key", "W_value", "W_DKV")
+        name: [] for name in ("W_query", "W_key", "W_value", "W_DKV", "W_gate")
     }
     for name, fan_in, width in draw_order(d_in, params):
         if linear:
@@ -394,6 +422,7 @@ def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, T
         for name in ("W_query", "W_key", "W_value")
     )
     W_DKV, b_DKV = drawn["W_DKV"][0] if params.latent else (None, None)
+    W_gate, b_gate = drawn["W_gate"][0] if params.gate else (None, None)
     W_out = b_out = None
     if params.out_proj:
         # MultiHeadAttention's and MultiHeadLatentAttention's out_proj have a bias,
@@ -412,6 +441,8 @@ def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, T
         layout=WeightLayout.LINEAR if linear else WeightLayout.XW,
         W_DKV=W_DKV,
         b_DKV=b_DKV,
+        W_gate=W_gate,
+        b_gate=b_gate,
     )
     return projections, gen
 
@@ -431,6 +462,8 @@ def draw_order(d_in: int, params: AttentionParams) -> list[tuple[str, int, int]]
     if params.grouped:  # GroupedQueryAttention: the narrower key and value first
         kv_width = _required(params.kv_groups) * (D // params.heads)
         return [("W_key", d_in, kv_width), ("W_value", d_in, kv_width), ("W_query", d_in, D)]
+    if params.gate:  # GatedMultiHeadAttention: W_query, W_gate, W_key, W_value
+        return [(name, d_in, D) for name in ("W_query", "W_gate", "W_key", "W_value")]
     if params.latent:  # MultiHeadLatentAttention: W_query, W_DKV, W_UK, W_UV
         L = _required(params.latent_dim)
         return [("W_query", d_in, D), ("W_DKV", d_in, L), ("W_key", L, D), ("W_value", L, D)]

@@ -1,7 +1,7 @@
 """Attention as a pipeline of named stages, in the book's words and order:
 
     projections -> qk_norm -> positions -> scores -> scale -> modifiers -> mask
-    -> softmax -> dropout -> context -> out_proj
+    -> softmax -> dropout -> context -> gate -> out_proj
 
 Each stage is a small pure numpy function. The engine runs them over blocks of query
 rows (its fast kernel folds scale into the first product, to the same numbers);
@@ -45,6 +45,7 @@ STAGES = (
     Stage("softmax", per_head=True),  # attn_weights (3.3.1)
     Stage("dropout", per_head=True),  # nn.Dropout on the weights (3.5.2)
     Stage("context", per_head=True),  # context_vecs = attn_weights @ values (3.3.1)
+    Stage("gate", per_head=False),  # times sigmoid(x @ W_gate): GatedMultiHeadAttention
     Stage("out_proj", per_head=False),  # the heads joined, then out_proj (3.6.2)
 )
 
@@ -152,6 +153,14 @@ def context(attn_weights: NDArray[F], values: NDArray[F]) -> NDArray[F]:
     """`context_vecs = attn_weights @ values`: each row a weighted sum of value vectors."""
     context_vecs: NDArray[F] = attn_weights @ values  # (.., n, T) @ (.., T, d_v) -> (.., n, d_v)
     return context_vecs
+
+
+def gate(heads_context: NDArray[F], gate_logits: NDArray[Any]) -> NDArray[F]:
+    """The book's GatedMultiHeadAttention: the heads' context vectors, side by side,
+    times sigmoid(x @ W_gate + b_gate), element by element."""
+    logits = gate_logits.astype(heads_context.dtype, copy=False)
+    gated: NDArray[F] = heads_context / (1 + np.exp(-logits))
+    return gated
 
 
 def out_proj(

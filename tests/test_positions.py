@@ -304,3 +304,24 @@ def test_bad_position_and_modifier_settings(attn: Invoke, args: list[str], fragm
     assert result.stdout == ""
     assert fragment in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_the_gated_attention_of_the_book(attn: Invoke, tmp_path: Path, index: int) -> None:
+    """GatedMultiHeadAttention (ch04/08_deltanet) draws W_query, W_gate, W_key, W_value,
+    out_proj, and multiplies the heads' context by sigmoid(x @ W_gate) before out_proj."""
+    case = ROPE["gated_attention"][index]
+    args = case["args"]
+    flags = [_input(tmp_path, case["input"]), "-m", "causal", "--init", "linear", "--gate"]
+    flags += ["--seed", str(case["seed"]), "--d-out", str(args["d_out"])]
+    flags += ["--heads", str(args["num_heads"])]
+    _close(_values(attn, "weights", *flags), case["attn_weights"], 1e-12)
+    _close(_values(attn, "context", *flags), case["context_vecs"], 1e-12)
+    explained = attn("explain", *flags, "-q", "3", "-f", "json", terminal=True)
+    steps = json.loads(explained.stdout)["steps"]
+    _close(steps["gate"], case["gate"][3], 1e-12)
+    _close(steps["gated"], case["heads_context_gated"][3], 1e-12)
+    assert list(steps["trainable_weights"])[1:5] == ["W_query", "W_gate", "W_key", "W_value"]
+    wrong = attn("context", "-m", "causal", "--gate", "--kv-groups", "1", terminal=True)
+    assert wrong.exit_code == 2
+    assert "GatedMultiHeadAttention" in wrong.stderr

@@ -80,6 +80,7 @@ def request_from(parsed: Parsed) -> Request:
         alibi=values["alibi"],
         sink_logits=_sink_logits(values["sink_logits"]),
         qk_norm=values["qk_norm"],
+        gate=values["gate"],
         causal_align=values["causal_align"],
         rope=_rope(values, parsed.explicit),
         position_offset=values["position_offset"],
@@ -588,6 +589,7 @@ _WEIGHT_FLAGS = (
     "weights",
     "kv_groups",
     "latent_dim",
+    "gate",
 )
 
 

@@ -496,6 +496,16 @@ FLAGS: tuple[Flag, ...] = (
         show_default=False,
     ),
     Flag(
+        "gate",
+        ("--gate",),
+        "flag",
+        False,
+        "The sigmoid output gate of the book's GatedMultiHeadAttention (ch04/08_deltanet): "
+        "draws W_query, W_gate, W_key, W_value, out_proj; the heads' context vectors times "
+        "sigmoid(x @ W_gate) before out_proj.",
+        BEYOND_PANEL,
+    ),
+    Flag(
         "qk_norm",
         ("--qk-norm",),
         "flag",

@@ -151,6 +151,11 @@ def _projections(drawing: _Drawing, h: int) -> None:
             f"W_query {drawn(D)}, W_DKV {drawn(L)}, then W_UK and W_UV {fan_in}, after "
             f"torch.manual_seed({result.params.seed}) (MultiHeadLatentAttention's order)"
         )
+    elif projections.W_gate is not None:  # GatedMultiHeadAttention's order
+        origin = (
+            f"four {drawn(D)}, W_query, W_gate, W_key, W_value, after "
+            f"torch.manual_seed({result.params.seed}) (GatedMultiHeadAttention's order)"
+        )
     elif kv_width != D or result.params.grouped:  # GroupedQueryAttention's order
         origin = (
             f"W_key and W_value {drawn(kv_width)}, then W_query {drawn(D)}, after "
@@ -457,6 +462,26 @@ def _context(drawing: _Drawing, h: int) -> None:
     )
 
 
+def _gate(drawing: _Drawing, h: int) -> None:
+    """GatedMultiHeadAttention's sigmoid gate on the heads' context vectors."""
+    result, fmt = drawing.walk.result, drawing.fmt
+    logits = result.prepared.gate_logits
+    if logits is None:
+        return
+    row = logits[drawing.walk.query_index]
+    gate = stages.gate(np.ones_like(row), row)
+    drawing.panel(
+        "Output gate",
+        Text(
+            "GatedMultiHeadAttention (ch04/08_deltanet) scales each of the heads' context "
+            "numbers by a gate between 0 and 1 made from the input: sigmoid(x @ W_gate)."
+        ),
+        Text(f"the heads side by side: {fmt.vector(result.heads_context[0])}"),
+        Text(f"gate = sigmoid({fmt.vector(row)}) = {fmt.vector(gate)}"),
+        Text(f"gated: {fmt.vector(stages.gate(result.heads_context[0], row))}", style="bold"),
+    )
+
+
 def _out_proj(drawing: _Drawing, h: int) -> None:
     result, fmt = drawing.walk.result, drawing.fmt
     projections = result.projections
@@ -502,6 +527,7 @@ PANELS: dict[str, Callable[[_Drawing, int], None]] = {
     "softmax": _softmax,
     "dropout": _dropout,
     "context": _context,
+    "gate": _gate,
     "out_proj": _out_proj,
 }
 

@@ -145,6 +145,10 @@ def settings_text(prepared: Prepared) -> str:
         parts.append(f"inputs as queries, keys, values{scaling}")
     if params.scale is not None:
         parts.append(f"scale={prepared.scale:.4g} (given)")
+    if params.gate:
+        parts.append("sigmoid output gate")
+    if params.qk_norm:
+        parts.append("QK-norm")
     if params.softcap is not None:
         parts.append(f"softcap={params.softcap:g}")
     if params.alibi:

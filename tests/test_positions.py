@@ -325,3 +325,23 @@ def test_the_gated_attention_of_the_book(attn: Invoke, tmp_path: Path, index: in
     wrong = attn("context", "-m", "causal", "--gate", "--kv-groups", "1", terminal=True)
     assert wrong.exit_code == 2
     assert "GatedMultiHeadAttention" in wrong.stderr
+
+
+def test_decoding_with_rope_as_the_books_cached_llama3(attn: Invoke, tmp_path: Path) -> None:
+    """The book's cached Llama 3 (kv_cache/llama3.py) fed 5 tokens, then one at a time:
+    each step's rows and cache length, RoPE at absolute positions (start_pos)."""
+    case = ROPE["attention_with_rope_kv_decoding"][0]
+    full = MODULES[case["same_weights_and_output_as"]]
+    run = next(r for r in case["runs"] if r["schedule"] == "5+1x7")
+    args = case["args"]
+    flags = [_input(tmp_path, case["input"]), "--init", "linear", "--seed", str(case["seed"])]
+    flags += ["--d-out", str(args["d_out"]), "--heads", str(args["num_heads"])]
+    flags += ["--kv-groups", str(args["num_kv_groups"]), *_rope_flags(full["rope"])]
+    result = attn("decode", *flags, "--prefill", "5", "-f", "json", terminal=True)
+    assert result.exit_code == 0, result.stderr
+    steps = json.loads(result.stdout)["steps"]
+    assert len(steps) == len(run["steps"])
+    for ours, theirs in zip(steps, run["steps"], strict=True):
+        assert ours["fed"] == list(range(*theirs["tokens"]))  # [start, stop)
+        assert ours["cache"]["tokens"] == theirs["cache_len"]
+        _close(ours["context"], theirs["context_rows"], FLOAT32_TABLES)

@@ -297,13 +297,7 @@ def prepare(
     if params.scale is not None:
         scale = params.scale  # instead of 1/sqrt(head_dim)
     mask = _mask(params, mask_file, layout, X.shape[0], X_kv.shape[0])
-    unnormed = unrotated = None
-    if params.qk_norm:
-        unnormed = (queries, keys)
-        queries, keys = normed(queries, keys, layout)
-    if params.rope is not None:
-        unrotated = (queries, keys)
-        queries, keys = rotated(queries, keys, layout, params)
+    queries, keys, unnormed, unrotated = _positioned(queries, keys, layout, params)
     return Prepared(
         embeddings,
         params,
@@ -351,6 +345,24 @@ def positions(
     key_positions = np.arange(n_keys) + offset
     shift = n_keys - n_queries if params.causal_align == "bottom-right" else 0
     return np.arange(n_queries) + shift + offset, key_positions
+
+
+Pair = tuple[NDArray[Any], NDArray[Any]]
+
+
+def _positioned(
+    queries: NDArray[Any], keys: NDArray[Any], layout: HeadLayout, params: AttentionParams
+) -> tuple[NDArray[Any], NDArray[Any], Pair | None, Pair | None]:
+    """The qk_norm and positions stages: the queries and keys after them, and (for
+    explain) before each, or None for a stage not asked for."""
+    unnormed = unrotated = None
+    if params.qk_norm:
+        unnormed = (queries, keys)
+        queries, keys = normed(queries, keys, layout)
+    if params.rope is not None:
+        unrotated = (queries, keys)
+        queries, keys = rotated(queries, keys, layout, params)
+    return queries, keys, unnormed, unrotated
 
 
 def normed(
@@ -432,13 +444,7 @@ def prepare_qkv(
         kv = Embeddings(key_tokens, keys, qkv.source)
     scale = qkv.head_dim**-0.5 if params.scale is None else params.scale
     mask = _mask(params, mask_file, layout, qkv.n_queries, qkv.n_keys)
-    unnormed = unrotated = None
-    if params.qk_norm:
-        unnormed = (queries, keys)
-        queries, keys = normed(queries, keys, layout)
-    if params.rope is not None:
-        unrotated = (queries, keys)
-        queries, keys = rotated(queries, keys, layout, params)
+    queries, keys, unnormed, unrotated = _positioned(queries, keys, layout, params)
     return Prepared(
         embeddings,
         params,

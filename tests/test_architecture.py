@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "inputs.arrays",
             "inputs.mask_file",
             "inputs.qkv_file",
+            "inputs.theirs",
         },
     ),
     ("inputs", {"inputs"}),
@@ -39,6 +40,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("attention", {"attention"}),
     ("explain", {"explain"}),
     ("decoding", {"decoding"}),
+    ("mistakes", {"mistakes"}),
+    ("checking", {"checking"}),
     (
         "render",
         {
@@ -53,6 +56,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "render.decoding",
             "render.formats",
             "render.kv_memory",
+            "render.check",
         },
     ),
     (
@@ -65,6 +69,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "cli.typer_app",
             "cli.app",
             "cli.kv_memory",
+            "cli.check",
             "cli.entry",
         },
     ),

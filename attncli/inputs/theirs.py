@@ -432,8 +432,11 @@ def _from_table(text: str, source: str, stage: str | None) -> Theirs:
     else:
         rows = [(n, line.split()) for n, line in lines]
     header = None
-    if any(not is_numeric_text(cell) for cell in rows[0][1][1:]) or (
-        len(rows[0][1]) == 1 and not is_numeric_text(rows[0][1][0]) and len(rows) > 1
+    first_row = rows[0][1]
+    if (
+        any(not is_numeric_text(cell) for cell in first_row[1:])
+        or (len(first_row) > 1 and not first_row[0].strip())  # pandas: ",0,1,2"
+        or (len(first_row) == 1 and not is_numeric_text(first_row[0]) and len(rows) > 1)
     ):
         header = [cell.strip() for cell in rows[0][1]]
         rows = rows[1:]
@@ -589,10 +592,12 @@ def _float32_exact(values: NDArray[np.float64]) -> bool:
 def _precision(literals: list[str], values: NDArray[np.float64], printed: bool) -> Precision:
     """The precision numbers were written with, from the numbers as written.
 
-    Ten or more significant digits is a number written in full (float32's when every
-    value is a float32, as torch's tensors' .tolist() gives them); else the most
-    decimals any number shows, or in scientific notation (as torch prints small or
-    large numbers) the most decimals of any mantissa.
+    Ten or more significant digits is a number written in full: when most numbers are,
+    the numbers are float64's (float32's when every value is a float32, as torch's
+    tensors' .tolist() gives them); else they were rounded, to the most decimals any
+    other number shows, or in scientific notation (as torch prints small or large
+    numbers) the most decimals of any mantissa. (A rounded number changed after
+    rounding, 0.2555 + 0.0002, is written in full but does not make the rest full.)
 
     >>> _precision(["0.4421", "0.5931", "0.5790"], np.zeros(3), True)
     Precision(kind='decimals', digits=4)
@@ -618,15 +623,21 @@ def _precision(literals: list[str], values: NDArray[np.float64], printed: bool) 
         decimals.append(len(fraction) - exponent)
         mantissa_decimals.append(len(fraction))
         significant.append(len((whole + fraction).lstrip("0")))
-    if not decimals:
-        return Precision("float64")
-    if max(significant) >= 10:
+    # A whole number written by repr (0.0, 1.0) says nothing of the rest's precision;
+    # printed, its decimals do (0.0000).
+    telling = [i for i, n in enumerate(significant) if printed or decimals[i] > 0]
+    full = [i for i in telling if significant[i] >= 10]
+    if not telling or 2 * len(full) > len(telling):
+        exact = not telling and not printed  # whole numbers from JSON or a .npy of floats
+        if exact and decimals:
+            return Precision("whole")
         return Precision("float32" if _float32_exact(values) else "float64")
-    if max(decimals) <= 0 and not exponents:
+    rounded = [i for i in telling if significant[i] < 10]
+    if max(decimals[i] for i in rounded) <= 0 and not exponents:
         return Precision("whole")
     if printed and exponents:
-        return Precision("significant", max(mantissa_decimals))
-    return Precision("decimals", max(0, max(decimals)))
+        return Precision("significant", max(mantissa_decimals[i] for i in rounded))
+    return Precision("decimals", max(0, *(decimals[i] for i in rounded)))
 
 
 def check_stage(stage: str) -> str:

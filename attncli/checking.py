@@ -94,7 +94,8 @@ class StageCheck(NamedTuple):
         odd = self.differs & ~finite
         if odd.any():
             return tuple(int(i) for i in np.argwhere(odd)[0])
-        gap = np.where(self.differs, np.abs(self.theirs - self.right), -1.0)
+        with np.errstate(invalid="ignore"):
+            gap = np.where(self.differs, np.abs(self.theirs - self.right), -1.0)
         return tuple(int(i) for i in np.unravel_index(int(np.argmax(gap)), gap.shape))
 
 
@@ -391,6 +392,12 @@ def _reproduces(c: StageCheck, stages: Stages, spread: float = 0.0) -> bool:
     return not _differs(c.theirs, computed, loose).any()
 
 
+def _changes(c: StageCheck, stages: Stages) -> bool:
+    """Whether a computation changes a stage's right numbers (beyond their tolerance)."""
+    computed = np.asarray(c.form.pick(stages), dtype=np.float64)
+    return computed.shape != c.right.shape or bool(_differs(computed, c.right, c.tolerance).any())
+
+
 def _with_follows(checks: list[StageCheck], setup: Setup) -> list[StageCheck]:
     """Each differing stage after the first: whether it follows from the reader's own
     earlier numbers (the right computation carried on from them gives it)."""
@@ -428,6 +435,8 @@ def _diagnose(checks: list[StageCheck], setup: Setup) -> tuple[tuple[Diagnosis, 
     tried = 0
 
     def attempt(mistakes: tuple[Mistake, ...], stages: Stages) -> None:
+        if not any(_changes(c, stages) for c in checks):
+            return  # the right numbers here: it cannot be told apart
         got = tuple(c.stage for c in checks if _reproduces(c, stages))
         misses = tuple(s for s in stages_given if s not in got)
         if not misses:

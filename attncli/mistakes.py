@@ -712,7 +712,7 @@ MISTAKES: tuple[Mistake, ...] = (
     ),
     Mistake(
         "softmax_dim0",
-        "softmax over dim 0 (each column sums to 1, not each row)",
+        "softmax over dim 0, the queries (dim=1 of a batch): each column sums to 1, not each row",
         "softmax",
         "normalise over the keys: torch.softmax(attn_scores, dim=-1)",
         "3.3.1",

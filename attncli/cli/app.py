@@ -28,7 +28,7 @@ from ..render.formats import OutputFormat
 from ..rng import number_text
 from ..version import __version__
 from . import output, signals
-from .options import CHECK, KV_MEMORY, Parsed, parse
+from .options import CHECK, KV_MEMORY, Parsed, Stage, parse
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def request_from(parsed: Parsed) -> Request:
         chunk=values["chunk"],
         explicit=parsed.explicit,
         theirs=values.get("theirs"),
-        stage=values.get("stage"),
+        stage=None if values.get("stage") is None else Stage(values["stage"]).value,
     )
 
 
@@ -192,11 +192,11 @@ def execute(request: Request) -> int | None:
     if _is_stdout(request.output):  # -o - and -o /dev/stdout are stdout, with its defaults
         request = dataclasses.replace(request, output=None)
     spec = formats.FORMATS[_output_format(request.format, request.output)]
-    _check_flags(request, spec)
     if request.command == CHECK:
         from .check import check_request
 
         check_request(request.theirs, request.input, request.explicit, spec)
+    _check_flags(request, spec)
     qkv = None
     kv = None
     if request.qkv is not None:

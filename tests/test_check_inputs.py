@@ -6,17 +6,21 @@ error (both exit 1: a report on stdout, or `attn: error:` alone)."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from attncli import AttentionParams, book_example, compute
 from attncli.inputs import reading
 from attncli.inputs.theirs import Precision, load_theirs
 
 from .conftest import DATA, Invoke
+from .test_errors import FLAG_CHOICES
 
 RIGHT = compute(book_example())  # plain attention on the book's six tokens
 WEIGHTS = RIGHT.attn_weights[0]  # (6, 6)
@@ -489,3 +493,84 @@ def test_load_theirs_is_the_librarys(tmp_path: Path) -> None:
     theirs = load_theirs(path)
     assert [g.stage for g in theirs.given] == ["weights"]
     np.testing.assert_array_equal(theirs.given[0].array, WEIGHTS)
+
+
+# ---------------------------------------------------------------- fuzzing
+
+
+def _theirs_files() -> list[str]:
+    folder = Path(tempfile.mkdtemp(prefix="attn-check-fuzz-"))
+    files = {
+        "right.json": json.dumps({"weights": WEIGHTS.tolist(), "context": CONTEXT.tolist()}),
+        "dim0.json": json.dumps({"weights": WEIGHTS.T.tolist()}),
+        "bare.json": json.dumps(WEIGHTS.tolist()),
+        "tensor.txt": TENSOR,
+        "heads.json": json.dumps({"weights": CAUSAL.attn_weights.tolist()}),
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text, "utf-8")
+    return [str(folder / name) for name in files]
+
+
+THEIRS_FILES = _theirs_files()
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.sampled_from(THEIRS_FILES),
+    st.lists(st.sampled_from([*FLAG_CHOICES, ["--stage", "weights"], ["--stage", "keys"]]),
+             max_size=4),
+    st.booleans(),
+)  # fmt: skip
+def test_random_flag_combinations_never_crash(
+    attn: Invoke, theirs: str, flags: list[list[str]], terminal: bool
+) -> None:
+    argv = ["check", theirs, *(part for flag in flags for part in flag)]
+    result = attn(*argv, terminal=terminal)
+    assert result.exit_code in (0, 1, 2), (argv, result.stderr)
+    assert "internal error" not in result.stderr, argv
+    if result.stderr:
+        assert result.stderr.startswith("attn: error: ")
+        assert result.stdout == ""
+    else:
+        assert result.stdout
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=7) | st.dictionaries(
+        st.sampled_from(["weights", "scores", "context", "keys", "tokens", "attn_weights",
+                         "command", "values", "query", "x"]),
+        children, max_size=4),
+    max_leaves=40,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(json_values, st.booleans())
+def test_random_json_is_read_or_refused(attn: Invoke, value: Any, with_stage: bool) -> None:
+    path = Path(THEIRS_FILES[0]).parent / "fuzz.json"
+    path.write_text(json.dumps(value), "utf-8")
+    stage = ["--stage", "weights"] if with_stage else []
+    result = attn("check", str(path), *stage, "-f", "json", terminal=True)
+    assert result.exit_code in (0, 1, 2)
+    assert "internal error" not in result.stderr, (value, result.stderr)
+    if result.stderr:
+        assert result.stdout == ""
+        assert result.stderr.count("\n") == 1
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(alphabet="[](),.-+e 0123456789\nnaifte_=<>dgrsor", max_size=60))
+def test_random_text_is_read_or_refused(attn: Invoke, text: str) -> None:
+    path = Path(THEIRS_FILES[0]).parent / "fuzz.txt"
+    path.write_text(text, "utf-8")
+    result = attn("check", str(path), "--stage", "weights", "-f", "json", terminal=True)
+    assert result.exit_code in (0, 1, 2)
+    assert "internal error" not in result.stderr, (text, result.stderr)

@@ -156,11 +156,11 @@ def check(
         "attn check",
         memory,
     )
+    _check_tokens(theirs, prepared)
     setup = Setup.of(prepared)
     right = run(RIGHT, setup)
     checks = []
     for given in theirs.given:
-        _check_tokens(theirs, given, prepared)
         form, array, batch = _fit(given, _forms(given.stage, setup, right, query), prepared)
         checks.append(_compare(given, form, array, form.pick(right), batch, setup))
     checks = _with_follows(checks, setup)
@@ -190,13 +190,12 @@ def _query(theirs: Theirs, query: int | None, prepared: Prepared) -> int | None:
     return theirs.query
 
 
-def _check_tokens(theirs: Theirs, given: Given, prepared: Prepared) -> None:
-    """attn's own output names its tokens: they must be the INPUT's."""
+def _check_tokens(theirs: Theirs, prepared: Prepared) -> None:
+    """The tokens THEIRS names (attn's own output's `tokens`, or a JSON object's): they
+    must be the INPUT's (the queries' tokens, as attn's output names them)."""
     if theirs.tokens is None:
         return
-    keys = given.stage in ("keys", "values") and prepared.kv is not None
-    tokens = prepared.key_tokens if keys else prepared.embeddings.tokens
-    if tuple(theirs.tokens) != tuple(tokens):
+    if tuple(theirs.tokens) != tuple(prepared.embeddings.tokens):
         shown = ", ".join(repr(shown_text(t)) for t in theirs.tokens[:6])
         more = ", …" if len(theirs.tokens) > 6 else ""
         raise AttnError(

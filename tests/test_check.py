@@ -592,3 +592,46 @@ def test_pictures_and_files(attn: Invoke, tmp_path: Path) -> None:
         assert (result.exit_code, result.stdout, result.stderr) == (1, "", "")
         assert target.stat().st_size > 0
     assert json.loads((tmp_path / "report.json").read_text("utf-8"))["status"] == "differs"
+
+
+def test_mistakes_with_a_weights_file(attn: Invoke, tmp_path: Path) -> None:
+    """The reader's own state_dict (--weights): applied untransposed, or without its
+    biases."""
+    gen = TorchGenerator(7)
+    state = {}
+    for name in ("W_query", "W_key", "W_value"):
+        weight, bias = gen.linear(3, 3, True)
+        state[f"{name}.weight"], state[f"{name}.bias"] = weight.tolist(), bias.tolist()
+    weights = tmp_path / "weights.json"
+    weights.write_text(json.dumps(state), "utf-8")
+    W = {name: np.array(state[f"{name}.weight"]) for name in ("W_query", "W_key", "W_value")}
+    b = {name: np.array(state[f"{name}.bias"]) for name in ("W_query", "W_key", "W_value")}
+
+    def forward(untransposed: bool, biases: bool) -> Array:
+        q, k, v = (
+            X_BOOK @ (W[n] if untransposed else W[n].T) + (b[n] if biases else 0)
+            for n in ("W_query", "W_key", "W_value")
+        )
+        mask = np.triu(np.ones((6, 6), dtype=bool), k=1)
+        context: Array = _softmax(np.where(mask, -np.inf, q @ k.T) / math.sqrt(3)) @ v
+        return context
+
+    flags = ["--weights", str(weights), "-m", "causal"]
+    path = tmp_path / "mine.json"
+    for untransposed, biases, named in ((False, True, None), (True, True, "x_at_W"),
+                                        (False, False, "bias_missing")):  # fmt: skip
+        path.write_text(json.dumps({"context": forward(untransposed, biases).tolist()}), "utf-8")
+        status, report = _check(attn, path, *flags)
+        assert (status, _named(report)) == ((0, []) if named is None else (1, [[named]]))
+
+
+def test_a_mask_file_joins_the_check(attn: Invoke, tmp_path: Path) -> None:
+    mask = tmp_path / "mask.json"
+    allowed = np.ones((6, 6), dtype=bool)
+    allowed[3, :3] = False
+    mask.write_text(json.dumps(allowed.tolist()), "utf-8")
+    flags = ["-m", "causal", "--mask", str(mask)]
+    path = tmp_path / "mine.json"
+    path.write_bytes(attn("weights", *flags, "-f", "json", terminal=True).stdout_bytes)
+    assert _check(attn, path, *flags)[0] == 0
+    assert _check(attn, path, "-m", "causal")[0] == 1  # without the mask: other numbers

@@ -574,3 +574,25 @@ def test_random_text_is_read_or_refused(attn: Invoke, text: str) -> None:
     result = attn("check", str(path), "--stage", "weights", "-f", "json", terminal=True)
     assert result.exit_code in (0, 1, 2)
     assert "internal error" not in result.stderr, (text, result.stderr)
+
+
+@pytest.mark.parametrize("command", ["queries", "keys", "values", "scores", "weights", "context"])
+def test_cross_attention_and_a_models_qkv(attn: Invoke, tmp_path: Path, command: str) -> None:
+    """Keys and values of other tokens (--kv), and a model's q, k, v (--qkv)."""
+    samples = Path(__file__).parent.parent / "sample_inputs"
+    flags = [str(samples / "your_journey_first_three.csv"), "--kv",
+             str(samples / "your_journey.json"), "-m", "causal", "--init", "linear"]  # fmt: skip
+    for fmt in ("json", "csv"):
+        path = tmp_path / f"theirs.{fmt}"
+        path.write_bytes(attn(command, *flags, "-f", fmt, terminal=True).stdout_bytes)
+        stage = ["--stage", command] if fmt == "csv" else []
+        assert _report(attn, str(path), *stage, *flags)["status"] == "matches"
+    if command in ("queries", "keys", "values"):
+        return
+    qkv = tmp_path / "qkv.npz"
+    rng = np.random.default_rng(0)
+    np.savez(qkv, q=rng.normal(size=(2, 4, 3)), k=rng.normal(size=(1, 4, 3)),
+             v=rng.normal(size=(1, 4, 3)))  # fmt: skip
+    path = tmp_path / "theirs.json"
+    path.write_bytes(attn(command, "--qkv", str(qkv), "-m", "causal", "-f", "json").stdout_bytes)
+    assert _report(attn, str(path), "--qkv", str(qkv), "-m", "causal")["status"] == "matches"

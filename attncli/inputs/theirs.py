@@ -473,16 +473,13 @@ def _from_table(text: str, source: str, stage: str | None) -> Theirs:
     if width <= skip:
         raise AttnError(f"{source}: no columns of numbers; give one row of numbers per token")
     array = np.array(numbers, dtype=np.float64)  # (rows, columns)
-    tokens = None
     if by_head:
         array = _by_head(array, rows, source)
-    elif header is not None and skip and header[0] == "token":  # attn's own CSV
-        tokens = tuple(cells[0] for _, cells in rows)
     what = "TSV text" if "\t" in first else "CSV text" if "," in first else "numbers in columns"
     precision = _precision(literals, array, printed=True)
     if stage is None:
         return _bare(array, precision, source, None, what)
-    return Theirs(source, (Given(stage, array, precision, source),), what, tokens=tokens)
+    return Theirs(source, (Given(stage, array, precision, source),), what)
 
 
 def _split(

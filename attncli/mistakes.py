@@ -9,9 +9,10 @@ book's section. A new mistake is one entry of MISTAKES: the piece it changes and
     settings -> projections -> split -> positions -> expand -> scores -> mask -> scale
     -> softmax -> dropout -> context -> join -> out_proj
 
-`positions` is where rotary embeddings go (none in attn yet); their mistakes (split
-halves vs interleaved, applied to the values, not to the keys) will be an entry each
-changing it.
+`positions` is where rotary embeddings go (none in attn yet): the right piece will
+rotate q and k as the setup's settings say, and their mistakes (split halves vs
+interleaved, applied to the values, not applied to the keys) will be an entry each,
+replacing it with the mistaken rotation.
 
 Everything here works on whole matrices, (H, T_q, T_k) at once: a check is for inputs
 a person reads. The right recipe gives attention.compute's numbers (the tests hold them
@@ -44,9 +45,6 @@ from .params import (
 )
 
 Array = NDArray[Any]
-
-# The stages a reader's numbers may be given for, in the order they are computed.
-STAGE_NAMES = ("queries", "keys", "values", "scores", "weights", "context")
 
 
 @dataclass(frozen=True)

@@ -635,3 +635,76 @@ def test_a_mask_file_joins_the_check(attn: Invoke, tmp_path: Path) -> None:
     path.write_bytes(attn("weights", *flags, "-f", "json", terminal=True).stdout_bytes)
     assert _check(attn, path, *flags)[0] == 0
     assert _check(attn, path, "-m", "causal")[0] == 1  # without the mask: other numbers
+
+
+SETTINGS_GRID = [
+    [],
+    ["-m", "trainable", "--init", "linear", "--qkv-bias"],
+    ["-m", "causal", "--heads", "3", "--wrapper", "--dropout", "0.2"],
+    ["-m", "causal", "--init", "linear", "--heads", "2", "--d-out", "4", "--latent-dim", "3"],
+    ["-m", "causal", "--init", "linear", "--heads", "4", "--d-out", "4", "--kv-groups", "2",
+     "--qkv-bias", "--dropout", "0.5"],
+    ["-m", "causal", "--window", "2", "--heads", "2", "--d-out", "6", "--dtype", "float32"],
+    ["-m", "causal", "--scale", "0.3", "--d-out", "3", "--batch", "2", "--wrapper", "--heads",
+     "2", "--dropout", "0.4"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("flags", SETTINGS_GRID, ids=lambda f: " ".join(f) or "plain")
+def test_every_setting_is_checked_and_diagnosed_without_a_crash(
+    attn: Invoke, tmp_path: Path, flags: list[str]
+) -> None:
+    """Right numbers match; numbers made wrong (reversed along the keys) differ, and the
+    whole catalogue runs over them, under every kind of module."""
+    undropped = [f for i, f in enumerate(flags) if not {f, flags[i - 1]} & {"--dropout", "--batch"}]
+    for command in ("queries", "scores", "weights", "context"):
+        making = flags if command in ("weights", "context") else undropped
+        made = attn(command, *making, "-f", "json", terminal=True)
+        assert made.exit_code == 0, made.stderr
+        path = tmp_path / f"{command}.json"
+        path.write_bytes(made.stdout_bytes)
+        status, report = _check(attn, path, *flags)
+        assert (status, report["status"]) == (0, "matches"), command
+        document = json.loads(made.stdout)
+        values = np.array(document["values"], dtype=float)
+        document["values"] = np.nan_to_num(values[..., ::-1], nan=-1.0).tolist()
+        path.write_text(json.dumps(document), "utf-8")
+        status, report = _check(attn, path, *flags)
+        assert (status, report["status"]) == (1, "differs"), command
+        assert report["mistakes_tried"] >= 1
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"mode": "trainable"},
+        {"mode": "causal", "init": "linear", "heads": 2, "d_out": 4, "qkv_bias": True},
+        {"mode": "causal", "init": "linear", "heads": 3, "wrapper": True, "dropout": 0.3,
+         "batch": 2},
+        {"mode": "causal", "init": "linear", "heads": 4, "d_out": 8, "kv_groups": 2,
+         "dropout": 0.5},
+        {"mode": "causal", "init": "linear", "heads": 2, "d_out": 4, "latent_dim": 3},
+        {"mode": "causal", "window": 2, "heads": 2, "d_out": 4, "dtype": "float32"},
+    ],
+)  # fmt: skip
+def test_the_right_recipe_is_attns_computation(params: dict[str, Any]) -> None:
+    """mistakes.RIGHT, piece by piece, gives what attention.compute gives, to 1e-12."""
+    from attncli import AttentionParams, book_example, prepare
+    from attncli.attention import compute_prepared
+    from attncli.mistakes import RIGHT, Setup, run
+
+    prepared = prepare(book_example(), AttentionParams(**params))
+    expected = compute_prepared(prepared)
+    got = run(RIGHT, Setup.of(prepared))
+    tolerance = 1e-6 if params.get("dtype") == "float32" else 1e-12
+    for ours, theirs in (
+        (got.queries, prepared.queries),
+        (got.keys, prepared.keys),
+        (got.values, prepared.values),
+        (got.scores, expected.attn_scores),
+        (got.weights, expected.attn_weights),
+        (got.context, expected.context_vecs),
+    ):
+        assert ours.dtype == theirs.dtype
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=tolerance)

@@ -15,8 +15,6 @@ at every stage given are named (two together when no one alone does). A benign o
 from __future__ import annotations
 
 import itertools
-import json
-import math
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -26,7 +24,8 @@ from numpy.typing import NDArray
 from .attention import COMPUTE_BYTES_PER_SCORE, Prepared, check_memory
 from .errors import AttnError, setting, shown_text
 from .inputs.theirs import Given, Precision, Theirs
-from .mistakes import RIGHT, Mistake, Override, Setup, Stages, applicable, combined, run
+from .mistakes import Mistake, applicable, combined
+from .recipe import RIGHT, Override, Setup, Stages, run
 
 Array = NDArray[Any]
 
@@ -466,157 +465,3 @@ def _pairs(candidates: list[Mistake]) -> Iterator[tuple[Mistake, Mistake]]:
     for one, two in itertools.combinations([m for m in candidates if not m.benign], 2):
         if not one.pieces() & two.pieces():
             yield one, two
-
-
-# ---------------------------------------------------------------- describing
-
-
-def cell_labels(report: Report, c: StageCheck, index: tuple[int, ...]) -> dict[str, Any]:
-    """Where a number sits, by its axes: head, query, key, token (index and text), dim."""
-    p = report.prepared
-    labels: dict[str, Any] = {}
-    for axis, i in zip(c.form.axes, index, strict=True):
-        if axis in ("head", "kv_head"):
-            labels[axis] = i
-        elif axis == "dim":
-            labels["dim"] = f"d{i + 1}"
-        else:
-            keys = axis == "key" or (axis == "token" and c.stage in ("keys", "values"))
-            tokens = p.key_tokens if keys else p.embeddings.tokens
-            labels[axis] = {"index": i, "token": tokens[i]}
-    if report.query is not None:
-        labels["query"] = {"index": report.query, "token": p.embeddings.tokens[report.query]}
-    return labels
-
-
-def where_text(report: Report, c: StageCheck, index: tuple[int, ...]) -> str:
-    """Where a number sits, in words: head 1, 'journey' → 'Your'; 'journey', d2."""
-    labels = cell_labels(report, c, index)
-    parts = []
-    for key in ("head", "kv_head"):
-        if key in labels:
-            parts.append(f"{'key/value ' if key == 'kv_head' else ''}head {labels[key]}")
-    row = labels.get("query") or labels.get("token")
-    if row is not None and "key" in labels:
-        parts.append(f"{shown_text(row['token'])!r} → {shown_text(labels['key']['token'])!r}")
-    elif row is not None:
-        parts.append(repr(shown_text(row["token"])))
-    if "key" in labels and row is None:
-        parts.append(f"key {shown_text(labels['key']['token'])!r}")
-    if "dim" in labels:
-        parts.append(labels["dim"])
-    return ", ".join(parts)
-
-
-def number_text(value: float, digits: int = 4) -> str:
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "-inf" if value < 0 else "inf"
-    return f"{value:.{digits}f}" if abs(value) < 1e6 else f"{value:.{digits}e}"
-
-
-def gap_text(value: float | None) -> str:
-    """A difference or tolerance, short: 0.4513, 3.2e-05."""
-    if value is None:
-        return "none"
-    if value == 0:
-        return "0"
-    return f"{value:.4f}" if 1e-3 <= value < 1e6 else f"{value:.1e}"
-
-
-# ---------------------------------------------------------------- JSON
-
-
-def _json_value(value: float) -> float | str:
-    """A number for strict JSON: -inf, inf and NaN as the strings "-inf", "inf", "nan"."""
-    if math.isfinite(value):
-        return value
-    return "nan" if math.isnan(value) else ("-inf" if value < 0 else "inf")
-
-
-def _json_array(array: Array) -> Any:
-    values = np.asarray(array, dtype=np.float64)
-    if np.isfinite(values).all():
-        return values.tolist()
-    return np.vectorize(_json_value, otypes=[object])(values).tolist()
-
-
-def mistake_json(mistake: Mistake) -> dict[str, Any]:
-    return {
-        "code": mistake.code,
-        "name": mistake.name,
-        "stage": mistake.stage,
-        "fix": mistake.fix,
-        "book": mistake.book,
-        "benign": mistake.benign,
-    }
-
-
-def to_json(report: Report) -> str:
-    """The report as one strict JSON object (README "Why don't my numbers match?")."""
-    p = report.prepared
-    stages = []
-    for c in report.checks:
-        worst = c.worst
-        diff = c.max_abs_diff
-        stages.append(
-            {
-                "stage": c.stage,
-                "form": c.form.name,
-                "shape": list(c.theirs.shape),
-                "batch": c.batch,
-                "precision": c.given.precision.describe(),
-                "tolerance": float(np.max(c.tolerance)),
-                "matches": c.matches,
-                "numbers": int(c.theirs.size),
-                "differing": int(c.differs.sum()),
-                "nonfinite_differing": c.nonfinite,
-                "max_abs_diff": diff,
-                "where": None if worst is None else cell_labels(report, c, worst),
-                "theirs_there": None if worst is None else _json_value(float(c.theirs[worst])),
-                "right_there": None if worst is None else _json_value(float(c.right[worst])),
-                "follows": c.follows,
-                "theirs": _json_array(c.theirs),
-                "right": _json_array(c.right),
-            }
-        )
-    first = report.first
-    query = None
-    if report.query is not None:
-        query = {"index": report.query, "token": p.embeddings.tokens[report.query]}
-    document = {
-        "command": "check",
-        "status": report.status,
-        "theirs": {"source": report.theirs.source, "form": report.theirs.form},
-        "mode": p.params.mode.value,
-        "tokens": list(p.embeddings.tokens),
-        **({"key_tokens": list(p.key_tokens)} if p.kv is not None else {}),
-        "query": query,
-        "first_difference": None if first is None else first.stage,
-        "stages": stages,
-        "diagnoses": [
-            {
-                "mistakes": [mistake_json(m) for m in d.mistakes],
-                "benign": d.benign,
-                "reproduces": list(d.reproduces),
-                "misses": list(d.misses),
-            }
-            for d in report.diagnoses
-        ],
-        "mistakes_tried": report.tried,
-        "params": p.settings(),
-    }
-    return _dumps(document) + "\n"
-
-
-def _dumps(value: Any, level: int = 0) -> str:
-    """Strict JSON, indented, each list of numbers or strings on one line (a matrix a
-    row a line, as attn's other JSON writes it)."""
-    pad, inner = "  " * level, "  " * (level + 1)
-    if isinstance(value, dict) and value:
-        items = (f"{inner}{json.dumps(k)}: {_dumps(v, level + 1)}" for k, v in value.items())
-        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
-    if isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value):
-        return "[\n" + ",\n".join(inner + _dumps(v, level + 1) for v in value) + f"\n{pad}]"
-    return json.dumps(value, allow_nan=False)

@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "inputs.arrays",
             "inputs.mask_file",
             "inputs.qkv_file",
+            "inputs.printed",
             "inputs.theirs",
         },
     ),
@@ -40,6 +41,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("attention", {"attention"}),
     ("explain", {"explain"}),
     ("decoding", {"decoding"}),
+    ("recipe", {"recipe"}),
     ("mistakes", {"mistakes"}),
     ("checking", {"checking"}),
     (

@@ -692,7 +692,7 @@ def test_the_right_recipe_is_attns_computation(params: dict[str, Any]) -> None:
     """mistakes.RIGHT, piece by piece, gives what attention.compute gives, to 1e-12."""
     from attncli import AttentionParams, book_example, prepare
     from attncli.attention import compute_prepared
-    from attncli.mistakes import RIGHT, Setup, run
+    from attncli.recipe import RIGHT, Setup, run
 
     prepared = prepare(book_example(), AttentionParams(**params))
     expected = compute_prepared(prepared)

@@ -20,11 +20,9 @@ data refused from its first bytes, a .npy header checked before its data.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import os
-import re
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -34,8 +32,9 @@ from ..errors import AttnError, setting
 from .arrays import index_text, nested, widened
 from .json_text import parse_json
 from .numpy_files import NPY_MAGIC, read_npy_file, read_npz_members
+from .printed import NUMBER, PRINTED_START, check_shape, printed, table
 from .reading import HEAD_BYTES, NUMPY_MAGICS, Opened, decode_text, open_input, refuse_binary
-from .text import TOKEN_HEADERS, describe, is_numeric_text
+from .text import describe, is_numeric_text
 
 __all__ = ["STAGES", "Given", "Precision", "Theirs", "load_theirs", "theirs_from_bytes"]
 
@@ -51,11 +50,6 @@ _OBJECT_FORMS = (
     'expected attn\'s JSON output, {"weights": [[...]], ...} with stages among '
     f"{', '.join(STAGES)}, or a bare matrix [[...], ...] with --stage"
 )
-# A number as torch, numpy, Python or a CSV writer prints it (nan and inf too)
-_NUMBER = re.compile(
-    r"[+-]?(?:(?P<int>\d+)(?:\.(?P<frac>\d*))?|\.(?P<frac2>\d+))(?:[eE](?P<exp>[+-]?\d+))?"
-)
-_PRINTED_START = re.compile(r"\s*(?:Parameter containing:\s*)?(tensor|array)\(")
 
 
 class Precision(NamedTuple):
@@ -153,8 +147,8 @@ def _from_text(text: str, source: str, stage: str | None) -> Theirs:
         raise AttnError(f"{source} {what}; give {_WANTED}")
     if stripped.startswith("{"):
         return _from_json_object(stripped, source, stage)
-    if _PRINTED_START.match(stripped):
-        array, literals, what = _printed(stripped, source)
+    if PRINTED_START.match(stripped):
+        array, literals, what = printed(stripped, source)
         return _bare(array, _precision(literals, array, printed=True), source, stage, what)
     if stripped.startswith("["):
         obj = _json_or_none(stripped, source)
@@ -162,9 +156,10 @@ def _from_text(text: str, source: str, stage: str | None) -> Theirs:
             array, literals = _json_array(obj, source, stage or "the matrix")
             precision = _precision(literals, array, printed=False)
             return _bare(array, precision, source, stage, "a JSON list")
-        array, literals, what = _printed(stripped, source)  # numpy's print: [[0.4 0.6]]
+        array, literals, what = printed(stripped, source)  # numpy's: [[0.4 0.6]]
         return _bare(array, _precision(literals, array, printed=True), source, stage, what)
-    return _from_table(text, source, stage)
+    array, literals, what = table(text, source)
+    return _bare(array, _precision(literals, array, printed=True), source, stage, what)
 
 
 def _bare(
@@ -177,6 +172,7 @@ def _bare(
             f"it is; add --stage scores, weights, context, queries, keys or values"
             f"{_stage_hint(array)}"
         )
+    stage = check_stage(stage)
     return Theirs(source, (Given(stage, array, precision, source),), what)
 
 
@@ -282,7 +278,7 @@ def _json_array(value: Any, source: str, label: str) -> tuple[NDArray[np.float64
     if not isinstance(value, list):
         raise AttnError(f"{source}: {label} is {describe(value)}; give a list of rows of numbers")
     shape, flat = nested(value, source, label)
-    _check_shape(shape, f"{source}: {label}")
+    check_shape(shape, f"{source}: {label}")
     numbers: list[float] = []
     for i, item in enumerate(flat):
         kind = type(item)
@@ -304,212 +300,6 @@ def _json_array(value: Any, source: str, label: str) -> tuple[NDArray[np.float64
             )
     literals = [repr(x) for x in numbers]
     return np.array(numbers, dtype=np.float64).reshape(shape), literals
-
-
-def _check_shape(shape: tuple[int, ...], where: str) -> None:
-    if not 1 <= len(shape) <= 4:
-        raise AttnError(
-            f"{where}: {len(shape)} dimensions (shape {shape}); give a vector, a matrix, "
-            "one matrix per head, or a batch of those (at most 4 dimensions)"
-        )
-    if 0 in shape:
-        raise AttnError(f"{where}: shape {shape} holds no numbers; give the stage's numbers")
-
-
-# ---------------------------------------------------------------- printed tensors
-
-
-_PRINTED_TOKEN = re.compile(r"\s+|,|\[|\]|\.\.\.|[^\s,\[\]]+")
-
-
-def _printed(text: str, source: str) -> tuple[NDArray[np.float64], list[str], str]:
-    """A tensor or array as torch or numpy print it: `tensor([[0.4421, ...]],
-    grad_fn=<...>)`, `array([...], dtype=float32)`, or numpy's `[[0.4421 0.5931]]`."""
-    start = _PRINTED_START.match(text)
-    what = "a printed array"
-    body = text
-    if start is not None:
-        what = "a printed tensor" if start.group(1) == "tensor" else "a printed numpy array"
-        body = text[start.end() :]
-        if not body.rstrip().endswith(")"):
-            raise AttnError(
-                f"{source}: {start.group(1)}(...) is not closed; paste the whole {start.group(1)}"
-            )
-        body = body.rstrip()[:-1]
-        if _PRINTED_START.search(body):
-            raise AttnError(
-                f"{source} holds more than one {start.group(1)}; give one stage a file "
-                "(or a JSON object of stages)"
-            )
-    values, end = _nested_numbers(body, source, text)
-    rest = body[end:].strip()
-    if rest and not (start is not None and rest.startswith(",")):
-        raise AttnError(
-            f"{source}: {_position(text, text.find(rest))}: {rest[:20]!r} after the numbers; "
-            "give one tensor or array as printed"
-        )
-    if not isinstance(values, list):
-        values = [values]  # tensor(0.5): one number
-    shape, flat = nested(values, source, "the array")
-    _check_shape(shape, source)
-    literals = [str(x) for x in flat]
-    array = np.array([float(x) for x in literals], dtype=np.float64).reshape(shape)
-    return array, literals, what
-
-
-def _nested_numbers(body: str, source: str, text: str) -> tuple[Any, int]:
-    """The nested lists of number literals at the start of `body` (separated by commas
-    or spaces), and where they end."""
-    offset = text.find(body) if body else 0
-    stack: list[list[Any]] = []
-    top: Any = None
-    for match in _PRINTED_TOKEN.finditer(body):
-        token = match.group()
-        if token.isspace() or token == ",":
-            if not stack and top is not None:
-                return top, match.start()
-            continue
-        if token == "...":
-            raise AttnError(
-                f"{source}: the array was printed summarized ('...' for the numbers left "
-                'out); print it whole (torch.set_printoptions(profile="full"), '
-                "numpy.set_printoptions(threshold=sys.maxsize)) or save it with numpy.save"
-            )
-        if token == "[":
-            if top is not None and not stack:
-                return top, match.start()
-            stack.append([])
-        elif token == "]":
-            if not stack:
-                raise AttnError(
-                    f"{source}: {_position(text, offset + match.start())}: a ']' that closes "
-                    "nothing; paste the whole array"
-                )
-            done = stack.pop()
-            if stack:
-                stack[-1].append(done)
-            else:
-                top = done
-                return top, match.end()
-        else:
-            if _NUMBER.fullmatch(token) is None and token.lower().lstrip("+-") not in (
-                "nan",
-                "inf",
-            ):
-                raise AttnError(
-                    f"{source}: {_position(text, offset + match.start())}: {token[:20]!r} is "
-                    "not a number; give the numbers as torch or numpy print them"
-                )
-            if not stack:
-                return token, match.end()
-            stack[-1].append(token)
-    if stack:
-        raise AttnError(
-            f"{source}: the text ends inside the array ({len(stack)} '[' not closed); paste "
-            "the whole array (cut short?)"
-        )
-    raise AttnError(f"{source}: no numbers; give {_WANTED}")
-
-
-def _position(text: str, index: int) -> str:
-    line = text.count("\n", 0, index) + 1
-    column = index - (text.rfind("\n", 0, index) + 1) + 1
-    return f"line {line}, column {column}"
-
-
-# ---------------------------------------------------------------- CSV, TSV, plain text
-
-
-def _from_table(text: str, source: str, stage: str | None) -> Theirs:
-    """CSV, TSV or whitespace-separated numbers (numpy.savetxt); a header row and a token
-    column (or attn's head and token columns) are recognised and set aside."""
-    lines = [(n + 1, line) for n, line in enumerate(text.splitlines()) if line.strip()]
-    first = lines[0][1]
-    if "\t" in first:
-        rows = _split(lines, "\t", source)
-    elif "," in first:
-        rows = _split(lines, ",", source)
-    else:
-        rows = [(n, line.split()) for n, line in lines]
-    header = None
-    first_row = rows[0][1]
-    if (
-        any(not is_numeric_text(cell) for cell in first_row[1:])
-        or (len(first_row) > 1 and not first_row[0].strip())  # pandas: ",0,1,2"
-        or (len(first_row) == 1 and not is_numeric_text(first_row[0]) and len(rows) > 1)
-    ):
-        header = [cell.strip() for cell in rows[0][1]]
-        rows = rows[1:]
-    if not rows:
-        raise AttnError(f"{source}: only a header row; add the rows of numbers")
-    by_head = header is not None and len(header) > 2 and header[:2] == ["head", "token"]
-    skip = 2 if by_head else 0
-    if not by_head and (
-        (header is not None and header[0].casefold() in TOKEN_HEADERS)
-        or any(not is_numeric_text(cells[0]) for _, cells in rows)
-    ):
-        skip = 1
-    width = len(header) if header is not None else len(rows[0][1])
-    numbers: list[list[float]] = []
-    literals: list[str] = []
-    for line, cells in rows:
-        if len(cells) != width:
-            like = "the header" if header is not None else f"line {rows[0][0]}"
-            raise AttnError(
-                f"{source}: line {line} has {len(cells)} cells, but {like} has {width}; "
-                "every row needs the same columns"
-            )
-        row = []
-        for j in range(skip, width):
-            cell = cells[j].strip()
-            try:
-                row.append(float(cell))
-            except ValueError:
-                raise AttnError(
-                    f"{source}: line {line}, column {j + 1}: {cell[:20]!r} is not a number"
-                ) from None
-            literals.append(cell)
-        numbers.append(row)
-    if width <= skip:
-        raise AttnError(f"{source}: no columns of numbers; give one row of numbers per token")
-    array = np.array(numbers, dtype=np.float64)  # (rows, columns)
-    if by_head:
-        array = _by_head(array, rows, source)
-    what = "TSV text" if "\t" in first else "CSV text" if "," in first else "numbers in columns"
-    precision = _precision(literals, array, printed=True)
-    if stage is None:
-        return _bare(array, precision, source, None, what)
-    return Theirs(source, (Given(stage, array, precision, source),), what)
-
-
-def _split(
-    lines: list[tuple[int, str]], delimiter: str, source: str
-) -> list[tuple[int, list[str]]]:
-    rows = []
-    for number, line in lines:
-        try:
-            (cells,) = list(csv.reader([line], delimiter=delimiter))
-        except (csv.Error, ValueError) as exc:
-            raise AttnError(f"{source}: line {number}: malformed ({exc})") from None
-        rows.append((number, cells))
-    return rows
-
-
-def _by_head(
-    array: NDArray[np.float64], rows: list[tuple[int, list[str]]], source: str
-) -> NDArray[np.float64]:
-    """attn's CSV of several heads: a `head` column 0, 0, ..., 1, 1, ...: (H, T, m)."""
-    heads = [cells[0].strip() for _, cells in rows]
-    count = len(set(heads))
-    if len(rows) % count or heads != [
-        str(h) for h in range(count) for _ in range(len(rows) // count)
-    ]:
-        raise AttnError(
-            f"{source}: the head column must count 0, 1, ... with the same number of rows "
-            "for each head, as attn writes it"
-        )
-    shaped: NDArray[np.float64] = array.reshape(count, len(rows) // count, array.shape[1])
-    return shaped
 
 
 # ---------------------------------------------------------------- .npy and .npz
@@ -551,7 +341,7 @@ def _from_numpy(opened: Opened, stage: str | None) -> Theirs:
 
 
 def _check_header(where: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
-    _check_shape(shape, where)
+    check_shape(shape, where)
     if dtype.kind in "iu" or (dtype.kind == "f" and dtype.itemsize <= 8):
         return
     hint = "save real numbers"
@@ -608,7 +398,7 @@ def _precision(literals: list[str], values: NDArray[np.float64], printed: bool) 
     mantissa_decimals: list[int] = []
     exponents = False
     for literal in literals:
-        match = _NUMBER.fullmatch(literal.strip())
+        match = NUMBER.fullmatch(literal.strip())
         if match is None:
             continue  # nan, inf
         whole = match.group("int") or ""

@@ -211,7 +211,7 @@ class FormatSpec(NamedTuple):
 
 def _write_json(job: AnyJob) -> Iterable[Chunk]:
     if isinstance(job, CheckJob):
-        from ..checking import to_json as check_json
+        from .check import to_json as check_json
 
         return [check_json(job.report)]
     if isinstance(job, MemoryJob):

@@ -214,14 +214,13 @@ def _table(
         table.add_row("", Text("right", style="dim"), *_line(rights[i], None, columns, "dim"))
     parts: list[RenderableType] = [table]
     left_out = len(row_labels) - len(shown)
+    hidden = len(col_labels) - sum(1 for j in columns if j is not None)
+    notes = [f"{hidden} columns"] if hidden else []
     if left_out:
         more = len(differing_rows) - len(shown & set(differing_rows))
-        parts.append(
-            Text(
-                f"  {left_out} rows not shown ({more} of them differ); -f json shows all",
-                style="dim",
-            )
-        )
+        notes.append(f"{left_out} rows ({more} of them differing)")
+    if notes:
+        parts.append(Text(f"  {' and '.join(notes)} not shown; -f json shows all", style="dim"))
     return Group(*parts)
 
 

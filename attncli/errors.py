@@ -65,6 +65,7 @@ SETTINGS = (
     "swa_ratio",
     "prefill",
     "chunk",
+    "stage",  # attn check: the stage of a bare matrix of the reader's numbers
 )
 _SETTING = r"\{(~?)(" + "|".join(SETTINGS) + r")(?:=([^{}]*))?\}"
 # Flags with a short spelling, for messages that list several choices tersely.

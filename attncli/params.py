@@ -397,16 +397,19 @@ def _check_rope(params: AttentionParams) -> None:
         )
 
 
-def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, TorchGenerator]:
+def draw_projections(
+    d_in: int, params: AttentionParams, order: tuple[str, ...] | None = None
+) -> tuple[Projections, TorchGenerator]:
     """W_query, W_key, W_value (and out_proj, or a latent's W_DKV) drawn from one seeded
-    stream in the order the book's modules draw them; returns the stream too, for the
-    dropout draws that follow in a forward pass."""
+    stream in the order the book's modules draw them (`order`: in this order of their
+    names instead, as a reader's module might; see draw_order); returns the stream too,
+    for the dropout draws that follow in a forward pass."""
     gen = TorchGenerator(params.seed)
     linear = params.init is Init.LINEAR
     drawn: dict[str, list[tuple[NDArray[np.float64], NDArray[np.float64] | None]]] = {
         name: [] for name in ("W_query", "W_key", "W_value", "W_DKV", "W_gate")
     }
-    for name, fan_in, width in draw_order(d_in, params):
+    for name, fan_in, width in draw_order(d_in, params, order):
         if linear:
             weight, bias = gen.linear(fan_in, width, params.qkv_bias)  # (width, fan_in)
             drawn[name].append((weight.T.astype(np.float64), _f64(bias)))  # -> (fan_in, width)
@@ -447,9 +450,12 @@ def draw_projections(d_in: int, params: AttentionParams) -> tuple[Projections, T
     return projections, gen
 
 
-def draw_order(d_in: int, params: AttentionParams) -> list[tuple[str, int, int]]:
+def draw_order(
+    d_in: int, params: AttentionParams, order: tuple[str, ...] | None = None
+) -> list[tuple[str, int, int]]:
     """The projections (name, fan_in, width) in the order the module constructs them
-    (W_key and W_value of a latent module being its W_UK and W_UV).
+    (W_key and W_value of a latent module being its W_UK and W_UV); `order`, the names
+    in another order, reorders each module's draws (a wrapper's modules one by one).
 
     >>> draw_order(3, AttentionParams(d_out=4, heads=2, wrapper=True))[:4]
     [('W_query', 3, 4), ('W_key', 3, 4), ('W_value', 3, 4), ('W_query', 3, 4)]
@@ -457,7 +463,23 @@ def draw_order(d_in: int, params: AttentionParams) -> list[tuple[str, int, int]]
     [('W_key', 3, 2), ('W_value', 3, 2), ('W_query', 3, 4)]
     >>> draw_order(3, AttentionParams(mode="causal", d_out=4, heads=2, latent_dim=5))
     [('W_query', 3, 4), ('W_DKV', 3, 5), ('W_key', 5, 4), ('W_value', 5, 4)]
+    >>> draw_order(3, AttentionParams(d_out=4, kv_groups=1), ("W_query", "W_key", "W_value"))
+    [('W_query', 3, 4), ('W_key', 3, 4), ('W_value', 3, 4)]
     """
+    drawn = _module_order(d_in, params)
+    if order is None:
+        return drawn
+    per_module = len(drawn) // (params.heads if params.wrapper else 1)
+    modules = [drawn[i : i + per_module] for i in range(0, len(drawn), per_module)]
+
+    def rank(entry: tuple[str, int, int]) -> int:  # names `order` leaves out go last
+        name = entry[0]
+        return order.index(name) if name in order else per_module + drawn.index(entry)
+
+    return [entry for module in modules for entry in sorted(module, key=rank)]
+
+
+def _module_order(d_in: int, params: AttentionParams) -> list[tuple[str, int, int]]:
     D = params.d_out
     if params.grouped:  # GroupedQueryAttention: the narrower key and value first
         kv_width = _required(params.kv_groups) * (D // params.heads)

@@ -30,6 +30,8 @@ LAYERS: list[tuple[str, set[str]]] = [
             "inputs.arrays",
             "inputs.mask_file",
             "inputs.qkv_file",
+            "inputs.printed",
+            "inputs.theirs",
         },
     ),
     ("inputs", {"inputs"}),
@@ -39,6 +41,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("attention", {"attention"}),
     ("explain", {"explain"}),
     ("decoding", {"decoding"}),
+    ("recipe", {"recipe"}),
+    ("mistakes", {"mistakes"}),
+    ("checking", {"checking"}),
     (
         "render",
         {
@@ -53,6 +58,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "render.decoding",
             "render.formats",
             "render.kv_memory",
+            "render.check",
         },
     ),
     (
@@ -65,6 +71,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "cli.typer_app",
             "cli.app",
             "cli.kv_memory",
+            "cli.check",
             "cli.entry",
         },
     ),

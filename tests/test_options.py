@@ -98,6 +98,9 @@ TOKENS = [
     "-o-",
     "--prefill",
     "--chunk=3",
+    "--stage",
+    "weights",
+    "--stage=context",
     "--color",
     "--no-color",
     "--debug",
@@ -111,7 +114,7 @@ TOKENS = [
 
 @settings(max_examples=400, deadline=None)
 @given(
-    st.sampled_from(["scores", "weights", "context", "queries", "explain", "decode"]),
+    st.sampled_from(["scores", "weights", "context", "queries", "explain", "decode", "check"]),
     st.lists(st.sampled_from(TOKENS), max_size=7),
 )
 def test_fast_parser_agrees_with_typer(command: str, rest: list[str]) -> None:
@@ -134,6 +137,8 @@ def test_fast_parser_agrees_with_typer(command: str, rest: list[str]) -> None:
         ["explain", "-mcausal", "--init", "linear", "--heads", "2", "--dropout", "0.1"],
         ["context", "-", "--no-color", "--dtype", "float32", "-o", "-"],
         ["decode", "x.csv", "--prefill", "5", "--chunk=2", "--window", "3", "-f", "json"],
+        ["check", "mine.json", "x.csv", "-m", "causal", "--stage", "weights", "-f", "json"],
+        ["check", "-", "--stage=scores", "-q", "journey"],
     ],
 )
 def test_everyday_calls_take_the_fast_path(
@@ -159,6 +164,10 @@ def test_everyday_calls_take_the_fast_path(
         ["scores", "--seed", "x"],
         ["scores", "-m", "sideways"],
         ["scores", "--wrapper=yes"],
+        ["check"],
+        ["check", "a.json", "b.csv", "c.csv"],
+        ["check", "a.json", "--stage", "attn"],
+        ["weights", "--stage", "weights"],
     ],
 )
 def test_anything_else_goes_to_typer(argv: list[str]) -> None:
@@ -179,3 +188,12 @@ def test_every_typer_option_is_in_the_table() -> None:
         param = next(p for p in command.params if p.name == flag.name)
         assert param.default == flag.default
         assert param.help == flag.help
+
+
+def test_check_takes_theirs_input_and_the_attention_flags() -> None:
+    command: Any = typer.main.get_command(build_app(lambda parsed: None)).commands["check"]  # type: ignore[attr-defined]
+    arguments = [p.name for p in command.params if p.param_type_name == "argument"]
+    assert arguments == ["theirs", "input"]
+    flags = {p.name for p in command.params if p.param_type_name == "option"} - {"help"}
+    assert flags == {flag.name for flag in options.check_flags()}
+    assert flags == {flag.name for flag in options.FLAGS} | {"stage"}

@@ -30,7 +30,7 @@ from ..rng import number_text
 from ..rope import Llama3Scaling, Rope
 from ..version import __version__
 from . import output, signals
-from .options import KV_MEMORY, Parsed, parse
+from .options import CHECK, KV_MEMORY, Parsed, Stage, parse
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class Request:
     prefill: int | None  # decode
     chunk: int | None  # decode
     explicit: frozenset[str]  # options given on the command line, not defaulted
+    theirs: str | None = None  # check: the reader's numbers
+    stage: str | None = None  # check: the stage of a bare matrix of them
 
 
 def request_from(parsed: Parsed) -> Request:
@@ -102,6 +104,8 @@ def request_from(parsed: Parsed) -> Request:
         prefill=values["prefill"],
         chunk=values["chunk"],
         explicit=parsed.explicit,
+        theirs=values.get("theirs"),
+        stage=None if values.get("stage") is None else Stage(values["stage"]).value,
     )
 
 
@@ -197,12 +201,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     return guarded(lambda: dispatch(parsed), debug)
 
 
-def dispatch(parsed: Parsed) -> None:
-    """Run the command a parsed command line names."""
+def dispatch(parsed: Parsed) -> int | None:
+    """Run the command a parsed command line names; the exit status (None: 0)."""
     if parsed.command == KV_MEMORY:
         execute_kv_memory(parsed)
-    else:
-        execute(request_from(parsed))
+        return None
+    return execute(request_from(parsed))
 
 
 def _debugging(argv: Sequence[str]) -> bool:
@@ -263,11 +267,16 @@ def _fail(message: str, status: int) -> int:
 # ---------------------------------------------------------------- the pipeline
 
 
-def execute(request: Request) -> None:
-    """Check the flags, load, compute, render, write: the whole of one `attn` call."""
+def execute(request: Request) -> int | None:
+    """Check the flags, load, compute, render, write: the whole of one `attn` call; the
+    exit status (None: 0)."""
     if _is_stdout(request.output):  # -o - and -o /dev/stdout are stdout, with its defaults
         request = dataclasses.replace(request, output=None)
     spec = formats.FORMATS[_output_format(request.format, request.output)]
+    if request.command == CHECK:
+        from .check import check_request
+
+        check_request(request.theirs, request.input, request.explicit, spec)
     _check_flags(request, spec)
     qkv = None
     kv = None
@@ -300,6 +309,30 @@ def execute(request: Request) -> None:
         from ..inputs.mask_file import load_mask
 
         mask_file = load_mask(request.mask, len(embeddings.tokens), n_keys, heads)
+    if request.command == CHECK:  # the reader's numbers against the right ones
+        from .check import check_job
+
+        assert request.theirs is not None  # the parser requires it
+        checked = check_job(
+            request.theirs,
+            request.stage,
+            request.params,
+            embeddings,
+            query,
+            projections,
+            mask_file,
+            kv,
+            qkv,
+            request.precision,
+            request.color is not False,
+        )
+        if spec.write is None:
+            _print_table(checked, request.output, request.color)
+        else:
+            with output.sink(request.output) as write:
+                for chunk in spec.write(checked):
+                    write(chunk)
+        return checked.status
     job = formats.Job(
         command=request.command,
         embeddings=embeddings,
@@ -317,7 +350,7 @@ def execute(request: Request) -> None:
     )
     if spec.write is None:  # the table: drawn on a console
         _print_table(job, request.output, request.color)
-        return
+        return None
     with output.progress(job.work if spec.streamed else 0, f"attn {request.command}") as bar:
         job.progress = bar
         chunks = spec.write(job)  # computed here: any error comes before the first byte
@@ -326,6 +359,7 @@ def execute(request: Request) -> None:
         with output.sink(request.output) as write:
             for chunk in chunks:
                 write(chunk)
+    return None
 
 
 def _check_cross(request: Request, n_queries: int, n_keys: int) -> None:
@@ -474,7 +508,7 @@ def _check_flags(request: Request, spec: formats.FormatSpec) -> None:
             "--dropout-seed has no effect with --dropout 1: every weight is dropped and, as "
             "in torch, nothing is drawn; drop --dropout-seed"
         )
-    if params.dropout and request.command not in ("weights", "context", "explain"):
+    if params.dropout and request.command not in ("weights", "context", "explain", CHECK):
         raise AttnError.usage(
             f"--dropout has no effect on `attn {request.command}` (dropout acts on the "
             "weights after the softmax); use attn weights or attn context, or drop --dropout"
@@ -630,7 +664,8 @@ def stdout_is_terminal() -> bool:
 
 
 def _read_input(request: Request) -> Embeddings:
-    if request.input == "-" or (request.input is None and stdin_is_piped()):
+    from_stdin = request.input is None and request.theirs != "-" and stdin_is_piped()
+    if request.input == "-" or from_stdin:
         data = read_stream(sys.stdin.buffer, "<stdin>") if sys.stdin is not None else b""
         if not data:
             raise AttnError(

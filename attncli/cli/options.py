@@ -35,7 +35,8 @@ ATTENTION_COMMANDS = (
     "decode",
 )
 KV_MEMORY = "kv-memory"
-COMMANDS = (*ATTENTION_COMMANDS, KV_MEMORY)
+CHECK = "check"  # a reader's numbers (THEIRS) against the right ones: INPUT and flags too
+COMMANDS = (*ATTENTION_COMMANDS, CHECK, KV_MEMORY)
 
 HELP = {
     "scores": (
@@ -66,6 +67,19 @@ HELP = {
         "--kv-groups is the NUMBER of key/value heads, as in the book's "
         "GroupedQueryAttention; the scripts' --n_kv_groups is the group SIZE: their "
         "--n_heads 32 --n_kv_groups 4 is --heads 32 --kv-groups 8."
+    ),
+    CHECK: (
+        "Why don't my numbers match? Compare your numbers (THEIRS) with the right ones for "
+        "INPUT and the flags, stage by stage: equal or not, the largest difference and where, "
+        "to your numbers' precision (their printed decimals; float32's for float32 numbers). "
+        "Where they differ, name each known mistake that reproduces them (softmax over dim 0, "
+        "the wrong scaling, a mask off by one, dropout without rescaling, heads split without "
+        "transpose, ...) with its fix and the book's section. THEIRS: attn's own JSON output; "
+        'a JSON object {"weights": [[...]], "context": [[...]], ...} (or a .npz) of any of '
+        "queries, keys, values, scores, weights, context; a bare matrix (JSON, CSV, .npy) with "
+        "--stage; or a tensor as torch prints it, pasted (- for stdin). Exit status 0: your "
+        "numbers are right; 1: they differ (the report says how); errors exit 1 or 2 with "
+        "'attn: error:' on stderr and nothing on stdout."
     ),
     "decode": (
         "KV-cache decoding, step by step, as the book's ch04/03_kv-cache model runs: the "
@@ -109,6 +123,11 @@ EXAMPLES = {
         "--dtype bf16 --kv-groups 8 --window 1024 --swa-ratio 5:1",
         "attn kv-memory --emb-dim 2048 --heads 24 --layers 48 --context-length 8192 "
         "--dtype bf16 --kv-groups 6 --latent-dim 1024 -f json",
+    ),
+    CHECK: (
+        "attn check my_weights.json --stage weights",
+        "attn check mine.json -m causal --init linear --heads 2 --d-out 4",
+        "attn check - --stage weights -q journey -m trainable   # paste a tensor, then Ctrl-D",
     ),
     "decode": (
         "attn decode --init linear --prefill 4",
@@ -159,6 +178,30 @@ INPUT_HELP = (
     "Token embeddings: a .json, .csv, .tsv, .npy or .npz file, or - for stdin. Without it, "
     "attn reads stdin when something is piped in, else uses the book's six tokens."
 )
+THEIRS_HELP = (
+    "Your numbers: attn's JSON output, a JSON object (or .npz) of queries, keys, values, "
+    "scores, weights and context, a bare matrix (JSON, CSV, .npy) with --stage, or a tensor "
+    "as torch prints it; - for stdin."
+)
+
+
+class Stage(str, enum.Enum):
+    """The stage of a bare matrix given to attn check (--stage)."""
+
+    QUERIES = "queries"
+    KEYS = "keys"
+    VALUES = "values"
+    SCORES = "scores"
+    WEIGHTS = "weights"
+    CONTEXT = "context"
+
+
+def positionals(command: str) -> tuple[str, ...]:
+    """The positional arguments of `command`, in order: INPUT for the attention
+    commands, THEIRS and INPUT for attn check, none for attn kv-memory."""
+    if command == CHECK:
+        return ("theirs", "input")
+    return ("input",) if command in ATTENTION_COMMANDS else ()
 
 
 def _format_flag(
@@ -762,8 +805,30 @@ def kv_memory_flags() -> tuple[Flag, ...]:
     )
 
 
+@functools.cache
+def check_flags() -> tuple[Flag, ...]:
+    """`attn check`'s flags: the attention commands' (what the right numbers are), the
+    formats it writes, and --stage."""
+    stage = Flag(
+        "stage",
+        ("--stage",),
+        "choice",
+        None,
+        "The stage of THEIRS when it is a bare matrix (JSON list, CSV, .npy, printed tensor): "
+        "scores are before scaling, -inf where masked (the book's attn_scores); weights after "
+        "the softmax and dropout; context after out_proj.",
+        INPUT_PANEL,
+        choices=Stage,
+        show_default=False,
+    )
+    written = _format_flag(lambda spec: spec.checks)
+    return (stage, *(written if flag.name == "format" else flag for flag in FLAGS))
+
+
 def command_flags(command: str) -> tuple[Flag, ...]:
     """The flags of `command`."""
+    if command == CHECK:
+        return check_flags()
     return kv_memory_flags() if command == KV_MEMORY else FLAGS
 
 
@@ -779,7 +844,7 @@ class Parsed:
 def defaults(command: str = ATTENTION_COMMANDS[0]) -> dict[str, Any]:
     """The values of a command line that gives no flag: INPUT (for the commands that
     take one) and every flag of `command` at its default."""
-    values: dict[str, Any] = {"input": None} if command in ATTENTION_COMMANDS else {}
+    values: dict[str, Any] = dict.fromkeys(positionals(command))
     return values | {flag.name: flag.default for flag in command_flags(command)}
 
 
@@ -801,7 +866,14 @@ _SPELLINGS = _lookup(FLAGS)
 
 
 def _spellings(command: str) -> dict[str, tuple[Flag, Any]]:
+    if command == CHECK:
+        return _check_spellings()
     return _kv_memory_spellings() if command == KV_MEMORY else _SPELLINGS
+
+
+@functools.cache
+def _check_spellings() -> dict[str, tuple[Flag, Any]]:
+    return _lookup(check_flags())
 
 
 @functools.cache
@@ -853,10 +925,12 @@ def parse(argv: Sequence[str]) -> Parsed | None:
             except ValueError:
                 return None
         explicit.add(flag.name)
-    if len(positional) > ("input" in values):
+    names = positionals(argv[0])
+    if len(positional) > len(names):
         return None  # an INPUT too many (kv-memory takes none): Typer says so
-    if positional:
-        values["input"] = positional[0]
+    values.update(zip(names[: len(positional)], positional, strict=True))
+    if "theirs" in names and values["theirs"] is None:
+        return None  # attn check without THEIRS: Typer says what is missing
     return Parsed(argv[0], values, frozenset(explicit))
 
 

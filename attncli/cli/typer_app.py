@@ -23,20 +23,21 @@ from ..inputs import load
 from ..version import __version__
 from . import output
 from .options import (
-    ATTENTION_COMMANDS,
     COMMANDS,
     EXAMPLES,
     FLAGS,
     HELP,
     INPUT_HELP,
+    THEIRS_HELP,
     Flag,
     Parsed,
     command_flags,
+    positionals,
     real,
     whole,
 )
 
-Execute = Callable[[Parsed], None]
+Execute = Callable[[Parsed], int | None]  # the exit status (None: 0)
 
 # click's exception base, found through Typer's public BadParameter, so this works
 # with Typer releases that vendor click and with those that depend on it.
@@ -158,19 +159,20 @@ def _annotation(flag: Flag) -> Any:
     return Annotated[python_type, typer.Option(*flag.decls, **options)]
 
 
-def _command(name: str, execute: Execute) -> Callable[..., None]:
-    """A Typer command whose parameters are INPUT (for the attention commands) and the
-    flags options.command_flags gives it."""
+def _command(name: str, execute: Execute) -> Callable[..., int | None]:
+    """A Typer command whose parameters are its positionals (INPUT; attn check's THEIRS
+    too) and the flags options.command_flags gives it."""
+    arguments = positionals(name)
 
-    def run(ctx: typer.Context, **values: Any) -> None:
+    def run(ctx: typer.Context, **values: Any) -> int | None:
         explicit = frozenset(
             key
             for key in ctx.params
-            if key != "input"
+            if key not in arguments
             and (source := ctx.get_parameter_source(key)) is not None
             and source.name != "DEFAULT"
         )
-        execute(Parsed(name, values, explicit))
+        return execute(Parsed(name, values, explicit))
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     input_parameter = inspect.Parameter(
@@ -182,9 +184,15 @@ def _command(name: str, execute: Execute) -> Callable[..., None]:
             typer.Argument(metavar="INPUT", help=INPUT_HELP, show_default=False),
         ],
     )
+    theirs_parameter = inspect.Parameter(
+        "theirs",
+        keyword,
+        annotation=Annotated[str, typer.Argument(metavar="THEIRS", help=THEIRS_HELP)],
+    )
     parameters = [
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
-        *([input_parameter] if name in ATTENTION_COMMANDS else []),
+        *([theirs_parameter] if "theirs" in arguments else []),
+        *([input_parameter] if "input" in arguments else []),
         *(
             inspect.Parameter(
                 flag.name, keyword, default=flag.default, annotation=_annotation(flag)
@@ -193,7 +201,7 @@ def _command(name: str, execute: Execute) -> Callable[..., None]:
         ),
     ]
     run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    run.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+    run.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": int | None}
     run.__name__ = name
     return run
 

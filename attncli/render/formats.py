@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from ..attention import AttentionResult, Prepared
+    from ..checking import Report
     from ..decoding import Decoding
     from ..embeddings import Embeddings
     from ..inputs.mask_file import MaskArray
@@ -169,7 +170,24 @@ class MemoryJob:
         self.color = color
 
 
-AnyJob = Job | MemoryJob
+class CheckJob:
+    """`attn check`'s output to make: the report (computed and checked already), the
+    decimals its tables show, whether pictures are coloured. A plain class, as Job."""
+
+    command = "check"
+
+    def __init__(self, report: Report, precision: int = 4, color: bool = True) -> None:
+        self.report = report
+        self.precision = precision
+        self.color = color
+
+    @property
+    def status(self) -> int:
+        """The exit status: 0 when the reader's numbers are right, 1 when they differ."""
+        return 0 if self.report.matches else 1
+
+
+AnyJob = Job | MemoryJob | CheckJob
 
 
 class FormatSpec(NamedTuple):
@@ -186,11 +204,16 @@ class FormatSpec(NamedTuple):
     explains: bool = False  # attn explain writes it
     kv_memory: bool = False  # attn kv-memory writes it
     decodes: bool = False  # attn decode writes it
+    checks: bool = False  # attn check writes it
     # Computes, then returns the pieces to write (None: the table, drawn on a console).
     write: Callable[[AnyJob], Iterable[Chunk]] | None = None
 
 
 def _write_json(job: AnyJob) -> Iterable[Chunk]:
+    if isinstance(job, CheckJob):
+        from .check import to_json as check_json
+
+        return [check_json(job.report)]
     if isinstance(job, MemoryJob):
         from . import kv_memory
 
@@ -214,6 +237,7 @@ def _write_csv(job: AnyJob) -> Iterable[Chunk]:
         from . import kv_memory
 
         return [kv_memory.to_csv(job.report)]
+    assert isinstance(job, Job), "attn check writes no CSV (FORMATS says so)"
     from .data import csv_chunks
 
     shown, blocks = job.stream()
@@ -233,6 +257,7 @@ def _write_markdown(job: AnyJob) -> Iterable[Chunk]:
         from . import kv_memory
 
         return [kv_memory.to_markdown(job.report)]
+    assert isinstance(job, Job), "attn check writes no Markdown (FORMATS says so)"
     from .markdown import to_markdown
 
     return [to_markdown(job.result(), job.command, job.precision)]
@@ -240,6 +265,10 @@ def _write_markdown(job: AnyJob) -> Iterable[Chunk]:
 
 def draw(job: AnyJob, width: int) -> RenderableType:
     """The heat-map table (or explain's or decode's panels) of a job, for `width` columns."""
+    if isinstance(job, CheckJob):
+        from .check import render as render_check
+
+        return render_check(job.report, job.precision, width)
     if isinstance(job, MemoryJob):
         from .kv_memory import to_table as memory_table
 
@@ -281,6 +310,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             explains=True,
             kv_memory=True,
             decodes=True,
+            checks=True,
         ),
         FormatSpec(
             OutputFormat.JSON,
@@ -290,6 +320,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             explains=True,
             kv_memory=True,
             decodes=True,
+            checks=True,
             write=_write_json,
         ),
         FormatSpec(
@@ -326,6 +357,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             explains=True,
             kv_memory=True,
             decodes=True,
+            checks=True,
             write=_picture("svg"),
         ),
         FormatSpec(
@@ -338,6 +370,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             explains=True,
             kv_memory=True,
             decodes=True,
+            checks=True,
             write=_picture("html"),
         ),
     )

@@ -24,9 +24,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import stages
-from .attention import prepare
+from .attention import positions, prepare
 from .params import DType, Init, WeightLayout, draw_order, draw_projections
-from .recipe import RIGHT, Recipe, Setup
+from .recipe import RIGHT, Heads, Recipe, Setup, rotate_heads
+from .recipe import right_positions as recipe_positions
 
 Array = NDArray[Any]
 
@@ -57,6 +58,35 @@ class Mistake(NamedTuple):
             for f in dataclasses.fields(Recipe)
             if getattr(changed, f.name) is not getattr(RIGHT, f.name)
         )
+
+
+def _rope_other_layout(setup: Setup, heads: Heads) -> Heads:
+    rope = setup.params.rope
+    assert rope is not None  # applies only with RoPE
+    other = "interleaved" if rope.layout == "split" else "split"
+    q, k, v = heads
+    if setup.params.qk_norm:
+        q, k = stages.rms_norm(q), stages.rms_norm(k)
+    q_positions, k_positions = positions(setup.params, q.shape[1], k.shape[1])
+    return (
+        rotate_heads(setup, q, q_positions, other),
+        rotate_heads(setup, k, k_positions, other),
+        v,
+    )
+
+
+def _rope_on_values(setup: Setup, heads: Heads) -> Heads:
+    q, k, v = recipe_positions(setup, heads)
+    _, k_positions = positions(setup.params, q.shape[1], k.shape[1])
+    return q, k, rotate_heads(setup, v, k_positions)
+
+
+def _rope_not_on_keys(setup: Setup, heads: Heads) -> Heads:
+    q, _, v = recipe_positions(setup, heads)
+    k = heads[1]
+    if setup.params.qk_norm:
+        k = stages.rms_norm(k)
+    return q, k, v
 
 
 def _torch_softmax(x: Array, axis: int = -1) -> Array:
@@ -474,6 +504,35 @@ MISTAKES: tuple[Mistake, ...] = (
         "3.5.2",
         _drops,
         lambda r: dataclasses.replace(r, score_dropout=_dropout_on_scores, dropout=_no_dropout),
+    ),
+    Mistake(
+        "rope_other_layout",
+        "RoPE's other layout: interleaved pairs where split halves were meant, or the reverse",
+        "positions",
+        "turn the dimension pairs the weights were trained with: split halves "
+        "[x1, x2] (Hugging Face, the book's llama3.py) or interleaved (x_2k, x_2k+1) "
+        "(Meta's original); --rope-layout says which attn used",
+        "ch05/07_gpt_to_llama",
+        lambda s: s.params.rope is not None,
+        lambda r: dataclasses.replace(r, positions=_rope_other_layout),
+    ),
+    Mistake(
+        "rope_on_values",
+        "RoPE applied to the values too",
+        "positions",
+        "rotate the queries and keys only: apply_rope(queries, ...) and apply_rope(keys, ...)",
+        "ch05/07_gpt_to_llama",
+        lambda s: s.params.rope is not None,
+        lambda r: dataclasses.replace(r, positions=_rope_on_values),
+    ),
+    Mistake(
+        "rope_not_on_keys",
+        "RoPE applied to the queries but not to the keys",
+        "positions",
+        "rotate the keys as well as the queries, at their own positions",
+        "ch05/07_gpt_to_llama",
+        lambda s: s.params.rope is not None,
+        lambda r: dataclasses.replace(r, positions=_rope_not_on_keys),
     ),
     Mistake(
         "float32",

@@ -8,8 +8,8 @@ The pieces follow stages.STAGES:
     settings -> projections -> split -> positions -> expand -> scores -> mask -> scale
     -> softmax -> dropout -> context -> join -> out_proj
 
-`positions` is where rotary embeddings go (none in attn yet): the right piece will
-rotate q and k as the setup's settings say.
+`positions` applies QK-norm and rotary embeddings to q and k as the setup's settings say
+(nothing without them).
 
 Everything here works on whole matrices, (H, T_q, T_k) at once: a check is for inputs
 a person reads. RIGHT gives attention.compute's numbers (the tests hold them to 1e-12).
@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import stages
-from .attention import Prepared, compute_prepared
+from .attention import Prepared, compute_prepared, positions
 from .params import AttentionParams, Projections
 
 Array = NDArray[Any]
@@ -141,6 +141,31 @@ def _no_positions(setup: Setup, heads: Heads) -> Heads:
     return heads
 
 
+def rotate_heads(
+    setup: Setup, x: Array, positions: NDArray[np.intp], layout: str | None = None
+) -> Array:
+    """Each head of x (heads, T, d) turned by RoPE at `positions` (`layout`: another than
+    the settings', as a reader's mistake may)."""
+    rope = setup.params.rope
+    if rope is None:
+        return x
+    if layout is not None:
+        rope = rope._replace(layout=layout)
+    return np.stack([rope.rotate(head, positions) for head in x])  # (H, T, d)
+
+
+def right_positions(setup: Setup, heads: Heads) -> Heads:
+    """QK-norm, then RoPE on q and k (not v), at the positions attention gives them."""
+    q, k, v = heads
+    params = setup.params
+    if params.qk_norm:
+        q, k = stages.rms_norm(q), stages.rms_norm(k)
+    if params.rope is None:
+        return q, k, v
+    q_positions, k_positions = positions(params, q.shape[1], k.shape[1])
+    return rotate_heads(setup, q, q_positions), rotate_heads(setup, k, k_positions), v
+
+
 def _repeat_interleave(kv: Array, group: int) -> Array:
     """[K1, K2] -> [K1, K1, K2, K2]: consecutive query heads share a key/value head."""
     expanded: Array = np.repeat(kv, group, axis=0)  # (G, T, d) -> (H, T, d)
@@ -198,7 +223,7 @@ class Recipe:
     settings: Callable[[Setup], Setup] = _right_settings  # the weights and dropout masks
     project: Callable[[Array, Array, Array | None], Array] = _project  # X @ W + b
     split: Callable[[Array, int, int], Array] = _split  # (T, D) -> (H, T, d)
-    positions: Callable[[Setup, Heads], Heads] = _no_positions  # rotary embeddings go here
+    positions: Callable[[Setup, Heads], Heads] = right_positions  # QK-norm, RoPE
     expand: Callable[[Array, int], Array] = _repeat_interleave  # (G, T, d) -> (H, T, d)
     scores: Callable[[Array, Array], Array] = _scores  # q @ k.T
     score_dropout: Callable[[Array, NDArray[np.bool_] | None, float], Array] = _no_score_dropout

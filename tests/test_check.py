@@ -47,6 +47,8 @@ def reader(
     kv_groups: int | None = None,
     dropout: float = 0.0,
     order: tuple[str, ...] | None = None,
+    rope: bool = False,
+    rope_layout: str = "split",
     mistakes: Collection[str] = (),
     dtype: type = np.float64,
 ) -> dict[str, Array]:
@@ -101,6 +103,14 @@ def reader(
         return y.reshape(T, n, hd).transpose(1, 0, 2)  # view(...).transpose(1, 2)
 
     q, k, v = split(queries, H), split(keys, G), split(values, G)
+    if rope:  # Llama's apply_rope, the layout the reader used
+        other = {"split": "interleaved", "interleaved": "split"}[rope_layout]
+        layout = other if "rope_other_layout" in mistakes else rope_layout
+        q = _reader_rope(q, layout)
+        if "rope_not_on_keys" not in mistakes:
+            k = _reader_rope(k, layout)
+        if "rope_on_values" in mistakes:
+            v = _reader_rope(v, layout)
     if G < H:
         if "repeat_not_interleave" in mistakes:
             k, v = np.tile(k, (H // G, 1, 1)), np.tile(v, (H // G, 1, 1))
@@ -161,6 +171,26 @@ def reader(
         "weights": weights[0] if one else weights,
         "context": joined,
     }
+
+
+def _reader_rope(x: Array, layout: str, theta: float = 10_000.0) -> Array:
+    """RoPE as a reader writes it from the book's llama3.py: inv_freq = 1/theta^(2k/d),
+    angles p * inv_freq; split halves x*cos + [-x2, x1]*sin, or interleaved pairs."""
+    d = x.shape[-1]
+    inv_freq = 1.0 / theta ** (np.arange(0, d, 2) / d)
+    angles = np.arange(x.shape[-2])[:, None] * inv_freq[None, :]  # (T, d/2)
+    cos, sin = np.cos(angles), np.sin(angles)
+    if layout == "split":
+        x1, x2 = x[..., : d // 2], x[..., d // 2 :]
+        turned: Array = x * np.concatenate([cos, cos], 1) + np.concatenate([-x2, x1], -1) * (
+            np.concatenate([sin, sin], 1)
+        )
+        return turned
+    out = x.copy()
+    even, odd = x[..., 0::2], x[..., 1::2]
+    out[..., 0::2] = even * cos - odd * sin
+    out[..., 1::2] = even * sin + odd * cos
+    return out
 
 
 def _flags(settings: dict[str, Any]) -> list[str]:
@@ -239,6 +269,33 @@ MISTAKE_CASES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
         ("weights", "context"),
     ),
     ("dropout_on_scores", {"mode": "causal", "init": "linear", "dropout": 0.3}, ("weights",)),
+    (
+        "rope_other_layout",
+        {"mode": "causal", "init": "linear", "heads": 2, "d_out": 8, "rope": True},
+        ("weights", "context"),
+    ),
+    (
+        "rope_other_layout",
+        {
+            "mode": "causal",
+            "init": "linear",
+            "heads": 2,
+            "d_out": 8,
+            "rope": True,
+            "rope_layout": "interleaved",
+        },
+        ("weights",),
+    ),
+    (
+        "rope_on_values",
+        {"mode": "causal", "init": "linear", "heads": 2, "d_out": 8, "rope": True},
+        ("context",),
+    ),
+    (
+        "rope_not_on_keys",
+        {"mode": "causal", "init": "linear", "heads": 2, "d_out": 8, "rope": True},
+        ("weights", "context"),
+    ),
 ]
 
 

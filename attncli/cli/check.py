@@ -34,6 +34,14 @@ def check_request(
             f"attn check writes a report (-f {drawn}) or one JSON object (-f {written}), not "
             f"{spec.name.value}; for the right numbers alone use attn scores, weights or context"
         )
+    for flag in ("softcap", "alibi", "sink_logits", "gate"):
+        if flag in explicit:
+            name = "--" + flag.replace("_", "-")
+            raise AttnError.usage(
+                f"attn check does not know the mistakes of {name} yet (its catalogue covers "
+                f"chapter 3, grouped-query heads and RoPE); compare with attn weights or attn "
+                f"context {name} instead, or drop {name}"
+            )
     if theirs == "-" and given_input == "-":
         raise AttnError.usage(
             "THEIRS and INPUT both read stdin (-), which can give only one of them; give the "

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).parent.parent / "attncli"
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"version", "errors"}),
     ("values", {"embeddings", "rng", "masks", "heads", "stages", "rope", "modifiers"}),
-    ("settings", {"params", "kv_memory"}),
+    ("settings", {"params", "kv_memory", "rotation"}),
     ("input text", {"inputs.reading", "inputs.text"}),
     (
         "input formats",
@@ -53,6 +53,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "render.decoding",
             "render.formats",
             "render.kv_memory",
+            "render.rotation",
         },
     ),
     (
@@ -65,6 +66,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "cli.typer_app",
             "cli.app",
             "cli.kv_memory",
+            "cli.rotation",
             "cli.entry",
         },
     ),
@@ -82,6 +84,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "cli.entry": set(),
     "cli.options": set(),
     "cli.kv_memory": set(),
+    "cli.rotation": set(),
     "cli": set(),
     "__init__": set(),
     "__main__": set(),

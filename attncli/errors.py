@@ -53,6 +53,8 @@ SETTINGS = (
     "rope_layout",
     "rope_partial",
     "position_offset",
+    "head_dim",  # attn rope: the rotation alone
+    "positions",
     "softcap",
     "alibi",
     "sink_logits",

@@ -370,6 +370,12 @@ def _check_rope(params: AttentionParams) -> None:
                 "chapter 3's attention knows nothing of position; add --rope or drop it"
             )
         return
+    check_rope(rope)
+
+
+def check_rope(rope: Rope) -> None:
+    """RoPE's own settings: a layout, a base, a fraction rotated, a Llama 3 scaling that
+    means something (attention's --rope and `attn rope` alike)."""
     if rope.layout not in ("split", "interleaved"):
         raise AttnError.usage(
             f"{setting('rope_layout', rope.layout)} is not a layout; give split (halves, "
@@ -387,14 +393,23 @@ def _check_rope(params: AttentionParams) -> None:
         )
     scaling = rope.scaling
     if scaling is not None and not (
-        scaling.factor > 0
+        all(_finite(x) for x in scaling)
+        and scaling.factor > 0
         and 0 < scaling.low_freq_factor < scaling.high_freq_factor
         and scaling.original_context > 0
     ):
         raise AttnError.usage(
-            "the Llama 3 scaling needs factor > 0, 0 < low-freq-factor < high-freq-factor and "
-            "an original context above 0 (Llama 3.1: 8, 1, 4, 8192)"
+            "the Llama 3 scaling needs finite numbers: factor > 0, 0 < low-freq-factor < "
+            "high-freq-factor and an original context above 0 (Llama 3.1: 8, 1, 4, 8192)"
         )
+
+
+def _finite(x: float) -> bool:
+    """A number a float holds (an integer too large for one is not)."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def draw_projections(

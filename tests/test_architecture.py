@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).parent.parent / "attncli"
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"version", "errors"}),
     ("values", {"embeddings", "rng", "masks", "heads", "stages", "rope", "modifiers"}),
-    ("settings", {"params", "kv_memory"}),
+    ("settings", {"params", "kv_memory", "rotation"}),
     ("input text", {"inputs.reading", "inputs.text"}),
     (
         "input formats",
@@ -59,6 +59,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "render.formats",
             "render.kv_memory",
             "render.check",
+            "render.rotation",
         },
     ),
     (
@@ -72,6 +73,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "cli.app",
             "cli.kv_memory",
             "cli.check",
+            "cli.rotation",
             "cli.entry",
         },
     ),
@@ -89,6 +91,7 @@ THIRD_PARTY: dict[str, set[str]] = {
     "cli.entry": set(),
     "cli.options": set(),
     "cli.kv_memory": set(),
+    "cli.rotation": set(),
     "cli": set(),
     "__init__": set(),
     "__main__": set(),

@@ -27,10 +27,11 @@ from ..params import AttentionParams, DType, Init, Mode, Projections
 from ..render import formats
 from ..render.formats import OutputFormat
 from ..rng import number_text
-from ..rope import Llama3Scaling, Rope
+from ..rope import Rope
 from ..version import __version__
 from . import output, signals
-from .options import CHECK, KV_MEMORY, Parsed, Stage, parse
+from .options import CHECK, KV_MEMORY, ROPE, Parsed, Stage, parse
+from .rotation import SCALING_FLAGS, rope_from
 
 
 @dataclass(frozen=True)
@@ -110,12 +111,6 @@ def request_from(parsed: Parsed) -> Request:
 
 
 _ROPE_FLAGS = ("rope_theta", "rope_layout", "rope_scaling", "rope_partial", "position_offset")
-_SCALING_FLAGS = (
-    "rope_factor",
-    "rope_low_freq_factor",
-    "rope_high_freq_factor",
-    "rope_original_context",
-)
 
 
 def _sink_logits(text: str | None) -> tuple[float, ...] | None:
@@ -150,7 +145,7 @@ def _rope(values: dict[str, Any], explicit: frozenset[str]) -> Rope | None:
     """The RoPE settings of the command line, or None (each flag without --rope, or a
     scaling factor without --rope-scaling llama3, is a usage error)."""
     if not values["rope"]:
-        for name in (*_ROPE_FLAGS, *_SCALING_FLAGS):
+        for name in (*_ROPE_FLAGS, *SCALING_FLAGS):
             if name in explicit:
                 flag = "--" + name.replace("_", "-")
                 raise AttnError.usage(
@@ -158,27 +153,7 @@ def _rope(values: dict[str, Any], explicit: frozenset[str]) -> Rope | None:
                     f"positions); add --rope, or drop {flag}"
                 )
         return None
-    scaling = None
-    if values["rope_scaling"] is not None:
-        if values["rope_scaling"] != "llama3":
-            raise AttnError.usage(
-                f"--rope-scaling {values['rope_scaling']} is not a scaling attn knows; give "
-                "llama3 (Llama 3.1's frequency scaling)"
-            )
-        scaling = Llama3Scaling(
-            values["rope_factor"],
-            values["rope_low_freq_factor"],
-            values["rope_high_freq_factor"],
-            values["rope_original_context"],
-        )
-    else:
-        for name in _SCALING_FLAGS:
-            if name in explicit:
-                flag = "--" + name.replace("_", "-")
-                raise AttnError.usage(
-                    f"{flag} has no effect without --rope-scaling llama3; add it, or drop {flag}"
-                )
-    return Rope(values["rope_theta"], values["rope_layout"], scaling, values["rope_partial"])
+    return rope_from(values, explicit)
 
 
 # ---------------------------------------------------------------- running and errors
@@ -205,6 +180,9 @@ def dispatch(parsed: Parsed) -> int | None:
     """Run the command a parsed command line names; the exit status (None: 0)."""
     if parsed.command == KV_MEMORY:
         execute_kv_memory(parsed)
+        return None
+    if parsed.command == ROPE:
+        execute_rope(parsed)
         return None
     return execute(request_from(parsed))
 
@@ -392,6 +370,33 @@ def execute_kv_memory(parsed: Parsed) -> None:
     spec = formats.FORMATS[_output_format(values["format"], target, lambda f: f.kv_memory)]
     check_flags(parsed, spec)
     job = formats.MemoryJob(estimate(config_from(parsed)), color=values["color"] is not False)
+    if spec.write is None:
+        _print_table(job, target, values["color"])
+        return
+    chunks = spec.write(job)
+    with output.sink(target) as write:
+        for chunk in chunks:
+            write(chunk)
+
+
+def execute_rope(parsed: Parsed) -> None:
+    """`attn rope`: check the flags, compute the table, render, write."""
+    from ..params import DType
+    from ..rotation import rope_table
+    from .rotation import check_flags
+
+    values = parsed.values
+    target = None if _is_stdout(values["output"]) else values["output"]
+    spec = formats.FORMATS[_output_format(values["format"], target, lambda f: f.rope)]
+    check_flags(parsed, spec)
+    table = rope_table(
+        values["head_dim"],
+        values["positions"],
+        values["position_offset"],
+        rope_from(values, parsed.explicit),
+        DType(values["dtype"]),
+    )
+    job = formats.RopeJob(table, values["precision"], color=values["color"] is not False)
     if spec.write is None:
         _print_table(job, target, values["color"])
         return

@@ -1,7 +1,8 @@
 """attn's command-line options, declared once, and the fast parser for everyday calls.
 
-`FLAGS` is the single declaration of the attention commands' options, and
-`kv_memory_flags()` of `attn kv-memory`'s (`command_flags` gives each command its own):
+`FLAGS` is the single declaration of the attention commands' options, `kv_memory_flags()`
+of `attn kv-memory`'s and `rope_flags()` of `attn rope`'s, which takes the attention
+commands' RoPE flags as they are (`command_flags` gives each command its own):
 typer_app.py builds the Typer commands (help, completion, error messages) from them, and
 `parse` reads an ordinary call such as
 `attn context x.csv -m causal -f json` without importing Typer at all, which is most
@@ -36,7 +37,8 @@ ATTENTION_COMMANDS = (
 )
 KV_MEMORY = "kv-memory"
 CHECK = "check"  # a reader's numbers (THEIRS) against the right ones: INPUT and flags too
-COMMANDS = (*ATTENTION_COMMANDS, CHECK, KV_MEMORY)
+ROPE = "rope"
+COMMANDS = (*ATTENTION_COMMANDS, CHECK, KV_MEMORY, ROPE)
 
 HELP = {
     "scores": (
@@ -80,6 +82,15 @@ HELP = {
         "--stage; or a tensor as torch prints it, pasted (- for stdin). Exit status 0: your "
         "numbers are right; 1: they differ (the report says how); errors exit 1 or 2 with "
         "'attn: error:' on stderr and nothing on stdout."
+    ),
+    ROPE: (
+        "The rotation of rotary position embeddings (RoPE) by itself, for a head_dim and a "
+        "run of positions, as the book's compute_rope_params builds it: each pair of "
+        "dimensions' frequency inv_freq_k = 1/theta^(2k/d) and wavelength 2*pi/inv_freq_k "
+        "(with --rope-scaling llama3, its band: kept, smoothed or divided), and at each "
+        "position p the angles p*inv_freq_k, their cos and sin. Takes no INPUT; the same "
+        "--rope-* flags as the attention commands' --rope. Computes in float64 (the book "
+        "computes inv_freq in float32: --dtype float32)."
     ),
     "decode": (
         "KV-cache decoding, step by step, as the book's ch04/03_kv-cache model runs: the "
@@ -128,6 +139,11 @@ EXAMPLES = {
         "attn check my_weights.json --stage weights",
         "attn check mine.json -m causal --init linear --heads 2 --d-out 4",
         "attn check - --stage weights -q journey -m trainable   # paste a tensor, then Ctrl-D",
+    ),
+    ROPE: (
+        "attn rope",
+        "attn rope --head-dim 64 --positions 12 --rope-theta 500000 --rope-scaling llama3",
+        "attn rope --head-dim 16 --rope-layout interleaved --position-offset 100 -f json",
     ),
     "decode": (
         "attn decode --init linear --prefill 4",
@@ -198,7 +214,7 @@ class Stage(str, enum.Enum):
 
 def positionals(command: str) -> tuple[str, ...]:
     """The positional arguments of `command`, in order: INPUT for the attention
-    commands, THEIRS and INPUT for attn check, none for attn kv-memory."""
+    commands, THEIRS and INPUT for attn check, none for attn kv-memory and attn rope."""
     if command == CHECK:
         return ("theirs", "input")
     return ("input",) if command in ATTENTION_COMMANDS else ()
@@ -825,11 +841,71 @@ def check_flags() -> tuple[Flag, ...]:
     return (stage, *(written if flag.name == "format" else flag for flag in FLAGS))
 
 
+# The attention commands' RoPE flags, which `attn rope` takes as they are.
+ROPE_FLAG_NAMES = (
+    "rope_theta",
+    "rope_layout",
+    "rope_scaling",
+    "rope_factor",
+    "rope_low_freq_factor",
+    "rope_high_freq_factor",
+    "rope_original_context",
+    "rope_partial",
+    "position_offset",
+)
+
+
+@functools.cache
+def rope_flags() -> tuple[Flag, ...]:
+    """`attn rope`'s flags: a head_dim and a count of positions, the attention commands'
+    RoPE flags (the same declarations), a dtype, and the output flags shared."""
+    by_name = {flag.name: flag for flag in FLAGS}
+    return (
+        Flag(
+            "head_dim",
+            ("--head-dim",),
+            "int",
+            8,
+            "The dimensions of one head (d_out / heads in the attention commands); RoPE turns "
+            "them in pairs, so an even number unless --rope-partial is below 1.",
+            POSITIONS_PANEL,
+            metavar="D",
+        ),
+        Flag(
+            "positions",
+            ("--positions",),
+            "int",
+            8,
+            "How many positions: P, P+1, ..., P+N-1 with --position-offset P (0 by default).",
+            POSITIONS_PANEL,
+            metavar="N",
+        ),
+        *(by_name[name] for name in ROPE_FLAG_NAMES),
+        Flag(
+            "dtype",
+            ("--dtype",),
+            "choice",
+            DType.FLOAT64,
+            "Arithmetic: float64, or float32 as the book's compute_rope_params computes "
+            "inv_freq (always float32 there, whatever its dtype) and, by default, the angles.",
+            POSITIONS_PANEL,
+            choices=DType,
+        ),
+        _format_flag(lambda spec: spec.rope, {OutputFormat.CSV: "a row per position and pair"}),
+        PRECISION,
+        OUTPUT,
+        COLOR,
+        DEBUG,
+    )
+
+
 def command_flags(command: str) -> tuple[Flag, ...]:
     """The flags of `command`."""
     if command == CHECK:
         return check_flags()
-    return kv_memory_flags() if command == KV_MEMORY else FLAGS
+    if command == KV_MEMORY:
+        return kv_memory_flags()
+    return rope_flags() if command == ROPE else FLAGS
 
 
 @dataclass(frozen=True)
@@ -868,7 +944,14 @@ _SPELLINGS = _lookup(FLAGS)
 def _spellings(command: str) -> dict[str, tuple[Flag, Any]]:
     if command == CHECK:
         return _check_spellings()
-    return _kv_memory_spellings() if command == KV_MEMORY else _SPELLINGS
+    if command == KV_MEMORY:
+        return _kv_memory_spellings()
+    return _rope_spellings() if command == ROPE else _SPELLINGS
+
+
+@functools.cache
+def _rope_spellings() -> dict[str, tuple[Flag, Any]]:
+    return _lookup(rope_flags())
 
 
 @functools.cache

@@ -1,13 +1,13 @@
 """The output formats, as one table: each format's name, file extensions, whether it
-is binary, streamed, rounded, drawn or coloured, whether `attn explain` and `attn
-kv-memory` write it, and its writer. The command line reads everything it knows about
-formats from here (help, `-o` by extension, the flags that have no effect, how output is
-written), so a new format is one entry and its writer.
+is binary, streamed, rounded, drawn or coloured, whether `attn explain`, `attn
+kv-memory` and `attn rope` write it, and its writer. The command line reads everything it
+knows about formats from here (help, `-o` by extension, the flags that have no effect,
+how output is written), so a new format is one entry and its writer.
 
 A writer is given a Job (what to show, and how to compute it; for `attn kv-memory`, a
-MemoryJob) and first computes, then returns the pieces to write: every error is found
-before the first byte goes out. This module imports nothing heavy; each writer imports
-its module when called.
+MemoryJob; for `attn rope`, a RopeJob) and first computes, then returns the pieces to
+write: every error is found before the first byte goes out. This module imports nothing
+heavy; each writer imports its module when called.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..inputs.qkv_file import QKV
     from ..kv_memory import KVMemory
     from ..params import AttentionParams, Projections
+    from ..rotation import RopeTable
     from .data import Blocks
     from .view import View
 
@@ -187,7 +188,19 @@ class CheckJob:
         return 0 if self.report.matches else 1
 
 
-AnyJob = Job | MemoryJob | CheckJob
+class RopeJob:
+    """`attn rope`'s output to make: the table (computed and checked already), the
+    decimals shown, and whether pictures are coloured. A plain class, as Job."""
+
+    command = "rope"
+
+    def __init__(self, table: RopeTable, precision: int = 4, color: bool = True) -> None:
+        self.table = table
+        self.precision = precision
+        self.color = color
+
+
+AnyJob = Job | MemoryJob | CheckJob | RopeJob
 
 
 class FormatSpec(NamedTuple):
@@ -203,6 +216,7 @@ class FormatSpec(NamedTuple):
     coloured: bool = False  # --color / --no-color mean something
     explains: bool = False  # attn explain writes it
     kv_memory: bool = False  # attn kv-memory writes it
+    rope: bool = False  # attn rope writes it
     decodes: bool = False  # attn decode writes it
     checks: bool = False  # attn check writes it
     # Computes, then returns the pieces to write (None: the table, drawn on a console).
@@ -214,6 +228,10 @@ def _write_json(job: AnyJob) -> Iterable[Chunk]:
         from .check import to_json as check_json
 
         return [check_json(job.report)]
+    if isinstance(job, RopeJob):
+        from . import rotation
+
+        return [rotation.to_json(job.table)]
     if isinstance(job, MemoryJob):
         from . import kv_memory
 
@@ -233,6 +251,10 @@ def _write_json(job: AnyJob) -> Iterable[Chunk]:
 
 
 def _write_csv(job: AnyJob) -> Iterable[Chunk]:
+    if isinstance(job, RopeJob):
+        from . import rotation
+
+        return [rotation.to_csv(job.table)]
     if isinstance(job, MemoryJob):
         from . import kv_memory
 
@@ -245,7 +267,7 @@ def _write_csv(job: AnyJob) -> Iterable[Chunk]:
 
 
 def _write_npy(job: AnyJob) -> Iterable[Chunk]:
-    assert isinstance(job, Job), "attn kv-memory writes no .npy (FORMATS says so)"
+    assert isinstance(job, Job), "attn kv-memory and rope write no .npy (FORMATS says so)"
     from .data import npy_chunks
 
     shown, blocks = job.stream()
@@ -253,6 +275,10 @@ def _write_npy(job: AnyJob) -> Iterable[Chunk]:
 
 
 def _write_markdown(job: AnyJob) -> Iterable[Chunk]:
+    if isinstance(job, RopeJob):
+        from . import rotation
+
+        return [rotation.to_markdown(job.table, job.precision)]
     if isinstance(job, MemoryJob):
         from . import kv_memory
 
@@ -269,6 +295,10 @@ def draw(job: AnyJob, width: int) -> RenderableType:
         from .check import render as render_check
 
         return render_check(job.report, job.precision, width)
+    if isinstance(job, RopeJob):
+        from .rotation import to_table as rope_table
+
+        return rope_table(job.table, job.precision, width)
     if isinstance(job, MemoryJob):
         from .kv_memory import to_table as memory_table
 
@@ -309,6 +339,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             coloured=True,
             explains=True,
             kv_memory=True,
+            rope=True,
             decodes=True,
             checks=True,
         ),
@@ -319,6 +350,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             streamed=True,
             explains=True,
             kv_memory=True,
+            rope=True,
             decodes=True,
             checks=True,
             write=_write_json,
@@ -329,6 +361,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             "a header and one row per token",
             streamed=True,
             kv_memory=True,
+            rope=True,
             write=_write_csv,
         ),
         FormatSpec(
@@ -345,6 +378,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             "a table to paste into a post",
             rounded=True,
             kv_memory=True,
+            rope=True,
             write=_write_markdown,
         ),
         FormatSpec(
@@ -356,6 +390,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             coloured=True,
             explains=True,
             kv_memory=True,
+            rope=True,
             decodes=True,
             checks=True,
             write=_picture("svg"),
@@ -369,6 +404,7 @@ FORMATS: dict[OutputFormat, FormatSpec] = {
             coloured=True,
             explains=True,
             kv_memory=True,
+            rope=True,
             decodes=True,
             checks=True,
             write=_picture("html"),

@@ -194,7 +194,7 @@ class Prepared:
                 if modifiers.sinks is not None
                 else None
             ),
-            "qk_norm": self.params.qk_norm,
+            "qk_norm": self.unnormed is not None,
             "gate": self.gate_logits is not None,
             "rope": None if rope is None else _rope_settings(rope),
             "position_offset": self.params.position_offset if rope is not None else None,
@@ -297,7 +297,9 @@ def prepare(
     if params.scale is not None:
         scale = params.scale  # instead of 1/sqrt(head_dim)
     mask = _mask(params, mask_file, layout, X.shape[0], X_kv.shape[0])
-    queries, keys, unnormed, unrotated = _positioned(queries, keys, layout, params)
+    queries, keys, unnormed, unrotated = _positioned(
+        queries, keys, layout, params, _norms(projections, layout)
+    )
     return Prepared(
         embeddings,
         params,
@@ -313,15 +315,44 @@ def prepare(
         kv,
         None,
         unrotated,
-        _modifiers(params, layout),
+        _modifiers(params, layout, projections),
         unnormed,
         gate_logits,
     )
 
 
-def _modifiers(params: AttentionParams, layout: HeadLayout) -> Modifiers:
-    """The score modifiers the settings ask for, per query head."""
+def _norms(projections: Projections | None, layout: HeadLayout) -> Pair | None:
+    """q_norm's and k_norm's weights from a weights file (one without the other: unit),
+    checked against the head size; None without them."""
+    if projections is None or (projections.q_norm is None and projections.k_norm is None):
+        return None
+    d = layout.head_dim
+    weights = []
+    for name in ("q_norm", "k_norm"):
+        weight = getattr(projections, name)
+        if weight is None:
+            weight = np.ones(d)
+        if weight.shape != (d,):
+            raise AttnError(
+                f"{projections.file}: {name} has {weight.shape[0]} weights, but the heads have "
+                f"head_dim {d}; give {setting('heads')} as the module has them"
+            )
+        weights.append(weight)
+    return weights[0], weights[1]
+
+
+def _modifiers(
+    params: AttentionParams, layout: HeadLayout, projections: Projections | None = None
+) -> Modifiers:
+    """The score modifiers the settings (and a weights file's sinks) ask for, per head."""
     sinks = params.sink_logits
+    if projections is not None and projections.sinks is not None:
+        if sinks is not None:
+            raise AttnError.usage(
+                f"{setting('sink_logits')} contradicts {projections.file}, which holds the "
+                f"sinks; drop {setting('sink_logits')}"
+            )
+        sinks = tuple(float(x) for x in projections.sinks)
     if sinks is not None and len(sinks) not in (1, layout.heads):
         raise AttnError.usage(
             f"{setting('sink_logits', ','.join(f'{x:g}' for x in sinks))} gives {len(sinks)} "
@@ -330,9 +361,7 @@ def _modifiers(params: AttentionParams, layout: HeadLayout) -> Modifiers:
     return Modifiers(
         softcap=params.softcap,
         alibi=tuple(alibi_slopes(layout.heads)) if params.alibi else None,
-        sinks=None
-        if params.sink_logits is None
-        else tuple(params.sink_logits) * (layout.heads // len(params.sink_logits)),
+        sinks=None if sinks is None else tuple(sinks) * (layout.heads // len(sinks)),
     )
 
 
@@ -351,14 +380,19 @@ Pair = tuple[NDArray[Any], NDArray[Any]]
 
 
 def _positioned(
-    queries: NDArray[Any], keys: NDArray[Any], layout: HeadLayout, params: AttentionParams
+    queries: NDArray[Any],
+    keys: NDArray[Any],
+    layout: HeadLayout,
+    params: AttentionParams,
+    norms: Pair | None = None,
 ) -> tuple[NDArray[Any], NDArray[Any], Pair | None, Pair | None]:
     """The qk_norm and positions stages: the queries and keys after them, and (for
-    explain) before each, or None for a stage not asked for."""
+    explain) before each, or None for a stage not asked for. `norms`: q_norm's and
+    k_norm's weights from a weights file (which asks for QK-norm by holding them)."""
     unnormed = unrotated = None
-    if params.qk_norm:
+    if params.qk_norm or norms is not None:
         unnormed = (queries, keys)
-        queries, keys = normed(queries, keys, layout)
+        queries, keys = normed(queries, keys, layout, norms)
     if params.rope is not None:
         unrotated = (queries, keys)
         queries, keys = rotated(queries, keys, layout, params)
@@ -366,12 +400,14 @@ def _positioned(
 
 
 def normed(
-    queries: NDArray[Any], keys: NDArray[Any], layout: HeadLayout
+    queries: NDArray[Any], keys: NDArray[Any], layout: HeadLayout, norms: Pair | None = None
 ) -> tuple[NDArray[Any], NDArray[Any]]:
-    """Qwen3's QK-norm: RMSNorm (eps 1e-6, unit weight) on each head's queries and keys."""
+    """Qwen3's QK-norm: RMSNorm (eps 1e-6) on each head's queries and keys, with unit
+    weights or `norms` (q_norm's and k_norm's, (head_dim,) each, shared by the heads)."""
     d = layout.head_dim
-    q = stages.rms_norm(queries.reshape(queries.shape[0], -1, d)).reshape(queries.shape)
-    k = stages.rms_norm(keys.reshape(keys.shape[0], -1, d)).reshape(keys.shape)
+    q_weight, k_weight = norms if norms is not None else (None, None)
+    q = stages.rms_norm(queries.reshape(queries.shape[0], -1, d), q_weight).reshape(queries.shape)
+    k = stages.rms_norm(keys.reshape(keys.shape[0], -1, d), k_weight).reshape(keys.shape)
     return q, k  # (T, H * d) -> (T, H, d) -> normed -> (T, H * d)
 
 

@@ -163,6 +163,11 @@ class Projections:
     # GatedMultiHeadAttention's gate: sigmoid(X @ W_gate + b_gate) times the heads' context
     W_gate: NDArray[np.float64] | None = None  # (d_in, D)
     b_gate: NDArray[np.float64] | None = None  # (D,)
+    # From a weights file: Qwen3's q_norm and k_norm weights (head_dim,), gpt-oss's sink
+    # logits (heads,); drawn modules have none (unit norms, sinks from the settings)
+    q_norm: NDArray[np.float64] | None = None
+    k_norm: NDArray[np.float64] | None = None
+    sinks: NDArray[np.float64] | None = None
     heads: int | None = None  # fixed by the file (a wrapper's state_dict), else None
     file: str | None = None  # the weights file they came from; None when drawn
 
@@ -190,6 +195,9 @@ class Projections:
             self.b_DKV,
             self.W_gate,
             self.b_gate,
+            self.q_norm,
+            self.k_norm,
+            self.sinks,
         )
         return sum(int(a.size) for a in arrays if a is not None)
 

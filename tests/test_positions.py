@@ -345,3 +345,41 @@ def test_decoding_with_rope_as_the_books_cached_llama3(attn: Invoke, tmp_path: P
         assert ours["fed"] == list(range(*theirs["tokens"]))  # [start, stop)
         assert ours["cache"]["tokens"] == theirs["cache_len"]
         _close(ours["context"], theirs["context_rows"], FLOAT32_TABLES)
+
+
+def test_a_weights_files_norms_and_sinks_are_used(attn: Invoke, tmp_path: Path) -> None:
+    """q_norm.scale and k_norm.scale (Qwen3's state_dict names) and `sinks` (gpt-oss's)
+    from a weights file. The file's projections pick the recorded q, k, v out of the
+    inputs (queries [q | 0], keys and values [k | v] by --kv), so torch's numbers for
+    random norm weights and per-head sinks apply."""
+    T, D = 6, 32
+    q, k, v = (np.array(SCORE_INPUTS[n]).transpose(1, 0, 2).reshape(T, D) for n in "qkv")
+    eye, zero = np.eye(D), np.zeros((D, D))
+    tokens = [f"t{i}" for i in range(T)]
+    queries = tmp_path / "queries.json"
+    queries.write_text(json.dumps({"tokens": tokens, "embeddings": np.hstack([q, 0 * q]).tolist()}))
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"tokens": tokens, "embeddings": np.hstack([k, v]).tolist()}))
+    state: dict[str, Any] = {
+        "layout": "xw",
+        "W_query": np.vstack([eye, zero]).tolist(),
+        "W_key": np.vstack([eye, zero]).tolist(),
+        "W_value": np.vstack([zero, eye]).tolist(),
+    }
+    for name, case_name in (("q_norm", "qk_norm_random_float64"), ("sinks", "sinks")):
+        case = SCORES[case_name]
+        extra = (
+            {"q_norm.scale": case["q_weight"], "k_norm.scale": case["k_weight"]}
+            if name == "q_norm"
+            else {"sinks": case["sinks"]}
+        )
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({**state, **extra}), encoding="utf-8")
+        flags = [str(queries), "--kv", str(keys), "-m", "causal", "--weights", str(path)]
+        flags += ["--heads", "4"]
+        _close(_values(attn, "weights", *flags), case["attn_weights"], 1e-12)
+        output = np.concatenate(list(np.array(case["output"])), axis=1)
+        _close(_values(attn, "context", *flags), output, 1e-12)
+    both = attn("context", *flags, "--sink-logits", "1", "-f", "json", terminal=True)
+    assert both.exit_code == 2
+    assert "contradicts" in both.stderr

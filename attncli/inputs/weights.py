@@ -229,8 +229,31 @@ def _module(
         file=path,
         W_DKV=W_DKV,
         b_DKV=b_DKV,
+        W_gate=applied("W_gate", stored_shape),
+        b_gate=applied("b_gate", (d_out,)),
+        q_norm=_vector(found, "q_norm", path, prefix),
+        k_norm=_vector(found, "k_norm", path, prefix),
+        sinks=_vector(found, "sinks", path, prefix),
     )
+    if projections.b_gate is not None and projections.W_gate is None:
+        raise AttnError(f"{path}: has W_gate's bias but not its weight")
     return projections, layout
+
+
+def _vector(
+    found: dict[str, NDArray[np.float64]], name: str, path: str, prefix: str
+) -> NDArray[np.float64] | None:
+    """A norm's weights or the sink logits: one list of numbers (checked against the
+    heads when attention is prepared)."""
+    if name not in found:
+        return None
+    array = found[name]
+    if array.ndim != 1 or not array.size:
+        raise AttnError(
+            f"{path}: {prefix}{name} has shape {array.shape}; it is one list of numbers "
+            + ("(head_dim of them)" if name != "sinks" else "(one per head)")
+        )
+    return array
 
 
 def _latent_width(
@@ -256,6 +279,10 @@ def _canonical(key: str) -> str | None:
         "W_out": "W_out",
         "b_out": "b_out",
     }
+    for norm in ("q_norm", "k_norm"):  # Qwen3's QK-norm weights (the book's RMSNorm.scale)
+        aliases |= {norm: norm, f"{norm}.scale": norm, f"{norm}.weight": norm}
+    aliases |= {"sinks": "sinks", "W_gate": "W_gate", "W_gate.weight": "W_gate"}
+    aliases |= {"b_gate": "b_gate", "W_gate.bias": "b_gate"}
     for latent in ("DKV", "UK", "UV"):  # MultiHeadLatentAttention's projections
         aliases |= {f"W_{latent}": f"W_{latent}", f"W_{latent}.weight": f"W_{latent}"}
         aliases |= {f"b_{latent}": f"b_{latent}", f"W_{latent}.bias": f"b_{latent}"}

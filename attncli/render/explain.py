@@ -253,8 +253,17 @@ def _qk_norm(drawing: _Drawing, h: int) -> None:
         f"{drawing.label(h)}QK-norm",
         Text(
             "Each head's query and keys are RMS-normalised, x / sqrt(mean(x²) + 1e-6) (Qwen3's "
-            "q_norm and k_norm, unit weights), before the rotation: the scores' size no "
-            "longer grows with the vectors'."
+            "q_norm and k_norm"
+            + (
+                ", times the weights file's weights"
+                if prepared.projections is not None
+                and (
+                    prepared.projections.q_norm is not None
+                    or prepared.projections.k_norm is not None
+                )
+                else ", unit weights"
+            )
+            + "), before the rotation: the scores' size no longer grows with the vectors'."
         ),
         Text(f"query: {fmt.vector(queries_before[i, q_part])} → {fmt.vector(query_after)}"),
         _two_column(drawing.key_tokens, lines, drawing.walk.key_index),

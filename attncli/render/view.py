@@ -147,14 +147,16 @@ def settings_text(prepared: Prepared) -> str:
         parts.append(f"scale={prepared.scale:.4g} (given)")
     if params.gate:
         parts.append("sigmoid output gate")
-    if params.qk_norm:
+    if prepared.unnormed is not None:
         parts.append("QK-norm")
     if params.softcap is not None:
         parts.append(f"softcap={params.softcap:g}")
     if params.alibi:
         parts.append("ALiBi")
-    if params.sink_logits is not None:
-        parts.append("sink logits " + ",".join(f"{x:g}" for x in params.sink_logits))
+    sinks = prepared.modifiers.sinks
+    if sinks is not None:
+        shown = sinks if len(set(sinks)) > 1 else sinks[:1]
+        parts.append("sink logits " + ",".join(f"{x:g}" for x in shown))
     if params.rope is not None:
         offset = f" from position {params.position_offset}" if params.position_offset else ""
         parts.append(params.rope.describe() + offset)

@@ -84,6 +84,15 @@ def check_sizes(
             "weights with fewer output dimensions"
         )
     d_out = setting("d_out", number_text(params.d_out))
+    width = params.latent_dim
+    if width is not None and max(params.d_out, d_in) < width:  # the latent is what is too large
+        latent = setting("latent_dim", number_text(width))
+        raise AttnError.usage(
+            f"{latent} needs about {_bytes_text(needed)} of memory for the latent projections "
+            f"(W_DKV of {d_in} x {number_text(width)}, W_UK and W_UV of {number_text(width)} x "
+            f"{number_text(D)}), {free}; pick a smaller {setting('latent_dim')} (DeepSeek-V2 "
+            "uses 512)"
+        )
     if params.wrapper:
         heads = setting("heads", number_text(params.heads))
         flags = f"{heads} {setting('wrapper')} (heads of {d_out} each)"

@@ -371,6 +371,11 @@ def _check_rope(params: AttentionParams) -> None:
             f"{setting('position_offset', params.position_offset)} is negative: positions "
             "start at 0 or later (P after a KV cache of P tokens)"
         )
+    if params.position_offset > 2**53:
+        raise AttnError.usage(
+            f"{setting('position_offset', params.position_offset)} is too large: positions "
+            "beyond 2^53 are not exact in floating point (no model has a context that long)"
+        )
     if rope is None:
         if params.position_offset:
             raise AttnError.usage(

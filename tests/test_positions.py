@@ -383,3 +383,19 @@ def test_a_weights_files_norms_and_sinks_are_used(attn: Invoke, tmp_path: Path) 
     both = attn("context", *flags, "--sink-logits", "1", "-f", "json", terminal=True)
     assert both.exit_code == 2
     assert "contradicts" in both.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--rope", "--position-offset", "99999999999999999999"], "is too large"),
+        (["--latent-dim", "1000000000000"], "--latent-dim 1000000000000 needs about"),
+    ],
+)
+def test_absurd_sizes_are_usage_errors_not_crashes(
+    attn: Invoke, args: list[str], fragment: str
+) -> None:
+    result = attn("context", "-m", "causal", *args, "-f", "json", terminal=True)
+    assert result.exit_code == 2, result.stderr
+    assert fragment in result.stderr
+    assert result.stdout == ""

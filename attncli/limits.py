@@ -84,9 +84,11 @@ def check_sizes(
             "weights with fewer output dimensions"
         )
     d_out = setting("d_out", number_text(params.d_out))
-    width = params.latent_dim
-    if width is not None and max(params.d_out, d_in) < width:  # the latent is what is too large
-        latent = setting("latent_dim", number_text(width))
+    latent_width = params.latent_dim
+    if (
+        latent_width is not None and max(params.d_out, d_in) < latent_width
+    ):  # the latent is what is too large
+        latent = setting("latent_dim", number_text(latent_width))
         raise AttnError.usage(
             f"{latent} needs about {_bytes_text(needed)} of memory for the latent projections "
             f"(W_DKV of {d_in} x {number_text(width)}, W_UK and W_UV of {number_text(width)} x "

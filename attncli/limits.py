@@ -84,14 +84,12 @@ def check_sizes(
             "weights with fewer output dimensions"
         )
     d_out = setting("d_out", number_text(params.d_out))
-    latent_width = params.latent_dim
-    if (
-        latent_width is not None and max(params.d_out, d_in) < latent_width
-    ):  # the latent is what is too large
-        latent = setting("latent_dim", number_text(latent_width))
+    L = params.latent_dim or 0
+    if max(params.d_out, d_in) < L:  # the latent is what is too large
+        latent = setting("latent_dim", number_text(L))
         raise AttnError.usage(
             f"{latent} needs about {_bytes_text(needed)} of memory for the latent projections "
-            f"(W_DKV of {d_in} x {number_text(width)}, W_UK and W_UV of {number_text(width)} x "
+            f"(W_DKV of {d_in} x {number_text(L)}, W_UK and W_UV of {number_text(L)} x "
             f"{number_text(D)}), {free}; pick a smaller {setting('latent_dim')} (DeepSeek-V2 "
             "uses 512)"
         )

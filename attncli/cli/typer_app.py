@@ -243,8 +243,25 @@ def build_app(execute: Execute) -> typer.Typer:
     app.callback()(_main_options)
     for name in COMMANDS:
         epilog = "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in EXAMPLES[name])
-        app.command(name, cls=AttnCommand, help=HELP[name], epilog=epilog)(_command(name, execute))
+        app.command(
+            name,
+            cls=AttnCommand,
+            help=HELP[name],
+            short_help=short_help(HELP[name]),
+            epilog=epilog,
+        )(_command(name, execute))
     return app
+
+
+def short_help(text: str) -> str:
+    """A command's help up to its first full stop, for `attn --help`'s list of commands
+    (each command's own --help gives all of it).
+
+    >>> short_help("Attention scores: q @ k.T. Masked ones show as -inf.")
+    'Attention scores: q @ k.T.'
+    """
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
 
 
 def run_typer(argv: Sequence[str], execute: Execute) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,13 +22,15 @@ from . import engine, limits, stages
 from .embeddings import Embeddings
 from .errors import AttnError, setting, size_text
 from .heads import HeadLayout
-from .inputs.mask_file import MaskArray
-from .inputs.qkv_file import QKV
 from .masks import Mask
 from .modifiers import NO_MODIFIERS, Modifiers, alibi_slopes
 from .params import AttentionParams, Projections, check_params, draw_projections
 from .rng import DropoutStream, TorchGenerator, dropout_scale, number_text
 from .rope import Rope
+
+if TYPE_CHECKING:  # the readers' types only: importing them costs every start 11 ms
+    from .inputs.mask_file import MaskArray
+    from .inputs.qkv_file import QKV
 
 # Bytes per (head, query, key) entry while computing: scores, the scaled and shifted
 # copies, exp, weights (and their dropout copy), as float64.

@@ -24,10 +24,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import stages
-from .attention import positions, prepare
+from .attention import prepare
 from .params import DType, Init, WeightLayout, draw_order, draw_projections
-from .recipe import RIGHT, Heads, Recipe, Setup, rotate_heads
-from .recipe import right_positions as recipe_positions
+from .recipe import RIGHT, Heads, Recipe, Setup, right_positions
 
 Array = NDArray[Any]
 
@@ -64,29 +63,15 @@ def _rope_other_layout(setup: Setup, heads: Heads) -> Heads:
     rope = setup.params.rope
     assert rope is not None  # applies only with RoPE
     other = "interleaved" if rope.layout == "split" else "split"
-    q, k, v = heads
-    if setup.params.qk_norm:
-        q, k = stages.rms_norm(q), stages.rms_norm(k)
-    q_positions, k_positions = positions(setup.params, q.shape[1], k.shape[1])
-    return (
-        rotate_heads(setup, q, q_positions, other),
-        rotate_heads(setup, k, k_positions, other),
-        v,
-    )
+    return right_positions(setup, heads, layout=other)
 
 
 def _rope_on_values(setup: Setup, heads: Heads) -> Heads:
-    q, k, v = recipe_positions(setup, heads)
-    _, k_positions = positions(setup.params, q.shape[1], k.shape[1])
-    return q, k, rotate_heads(setup, v, k_positions)
+    return right_positions(setup, heads, turned="qkv")
 
 
 def _rope_not_on_keys(setup: Setup, heads: Heads) -> Heads:
-    q, _, v = recipe_positions(setup, heads)
-    k = heads[1]
-    if setup.params.qk_norm:
-        k = stages.rms_norm(k)
-    return q, k, v
+    return right_positions(setup, heads, turned="q")
 
 
 def _torch_softmax(x: Array, axis: int = -1) -> Array:

@@ -154,8 +154,12 @@ def rotate_heads(
     return np.stack([rope.rotate(head, positions) for head in x])  # (H, T, d)
 
 
-def right_positions(setup: Setup, heads: Heads) -> Heads:
-    """QK-norm, then RoPE on q and k (not v), at the positions attention gives them."""
+def right_positions(
+    setup: Setup, heads: Heads, layout: str | None = None, turned: str = "qk"
+) -> Heads:
+    """QK-norm, then RoPE on q and k (not v), at the positions attention gives them. A
+    reader's RoPE mistakes are the same with another `layout`, or other vectors `turned`
+    ("qkv": the values too; "q": not the keys)."""
     q, k, v = heads
     params = setup.params
     if params.qk_norm:
@@ -163,7 +167,11 @@ def right_positions(setup: Setup, heads: Heads) -> Heads:
     if params.rope is None:
         return q, k, v
     q_positions, k_positions = positions(params, q.shape[1], k.shape[1])
-    return rotate_heads(setup, q, q_positions), rotate_heads(setup, k, k_positions), v
+
+    def turn(name: str, x: Array, at: NDArray[np.intp]) -> Array:
+        return rotate_heads(setup, x, at, layout) if name in turned else x
+
+    return turn("q", q, q_positions), turn("k", k, k_positions), turn("v", v, k_positions)
 
 
 def _repeat_interleave(kv: Array, group: int) -> Array:

@@ -91,6 +91,11 @@ class Prepared:
         return self.params.projected or self.qkv_source is not None
 
     @property
+    def before_rotation(self) -> tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]:
+        """Every query and key as QK-norm leaves them, before any rotation."""
+        return self.unrotated or (self.queries, self.keys)
+
+    @property
     def n_queries(self) -> int:
         """The query rows there are: one per input token."""
         return int(self.queries.shape[0])

@@ -295,17 +295,14 @@ def _qk_norm(walk: Walkthrough) -> dict[str, Any]:
     unnormed = result.prepared.unnormed
     if unnormed is None:
         return {}
-    after = result.prepared.unrotated or (result.queries, result.keys)
     queries_before, keys_before = unnormed
+    queries_after, keys_after = result.prepared.before_rotation
     i = walk.query_index
-    queries_after = after[0] if result.prepared.unrotated is not None else None
     return {
         "query_before_norm": _numbers(queries_before[i]),
         "keys_before_norm": _numbers(keys_before),
-        "query_after_norm": _numbers(
-            queries_after[i] if queries_after is not None else result.queries[0]
-        ),
-        "keys_after_norm": _numbers(after[1]),
+        "query_after_norm": _numbers(queries_after[i]),
+        "keys_after_norm": _numbers(keys_after),
     }
 
 

@@ -241,10 +241,10 @@ def _qk_norm(drawing: _Drawing, h: int) -> None:
         return
     layout = result.layout
     queries_before, keys_before = prepared.unnormed
-    queries_after, keys_after = prepared.unrotated or (None, result.keys)
-    i, g = drawing.walk.query_index, layout.kv_head(h)
-    q_part, k_part = layout.columns(h), slice(g * layout.head_dim, (g + 1) * layout.head_dim)
-    query_after = (queries_after[i] if queries_after is not None else result.queries[0])[q_part]
+    queries_after, keys_after = prepared.before_rotation
+    i = drawing.walk.query_index
+    q_part, k_part = layout.columns(h), layout.kv_columns(h)
+    query_after = queries_after[i, q_part]
     lines = [
         f"{fmt.vector(keys_before[j, k_part])} → {fmt.vector(keys_after[j, k_part])}"
         for j in range(prepared.n_keys)
@@ -279,8 +279,8 @@ def _positions(drawing: _Drawing, h: int) -> None:
     layout = result.layout
     queries_before, keys_before = prepared.unrotated
     query_positions, key_positions = positions(result.params, prepared.n_queries, prepared.n_keys)
-    i, g = drawing.walk.query_index, layout.kv_head(h)
-    q_part, k_part = layout.columns(h), slice(g * layout.head_dim, (g + 1) * layout.head_dim)
+    i = drawing.walk.query_index
+    q_part, k_part = layout.columns(h), layout.kv_columns(h)
     pairs = (
         "the halves [x1, x2] of each vector turn together: x' = x·cos + [-x2, x1]·sin"
         if rope.layout == "split"

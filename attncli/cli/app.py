@@ -30,8 +30,8 @@ from ..rng import number_text
 from ..rope import Rope
 from ..version import __version__
 from . import output, signals
-from .options import CHECK, KV_MEMORY, ROPE, Parsed, Stage, parse
-from .rotation import SCALING_FLAGS, rope_from
+from .options import CHECK, KV_MEMORY, ROPE, ROPE_FLAG_NAMES, Parsed, Stage, parse
+from .rotation import rope_from
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,6 @@ def request_from(parsed: Parsed) -> Request:
     )
 
 
-_ROPE_FLAGS = ("rope_theta", "rope_layout", "rope_scaling", "rope_partial", "position_offset")
-
-
 def _sink_logits(text: str | None) -> tuple[float, ...] | None:
     """--sink-logits X or X0,X1,...: one logit for every head, or one per head."""
     if text is None:
@@ -145,9 +142,9 @@ def _rope(values: dict[str, Any], explicit: frozenset[str]) -> Rope | None:
     """The RoPE settings of the command line, or None (each flag without --rope, or a
     scaling factor without --rope-scaling llama3, is a usage error)."""
     if not values["rope"]:
-        for name in (*_ROPE_FLAGS, *SCALING_FLAGS):
+        for name in ROPE_FLAG_NAMES:  # the order they are declared in
             if name in explicit:
-                flag = "--" + name.replace("_", "-")
+                flag = _flag(name)
                 raise AttnError.usage(
                     f"{flag} has no effect without --rope (chapter 3's attention has no "
                     f"positions); add --rope, or drop {flag}"

@@ -7,26 +7,30 @@ query rows fit a memory budget. Two kernels:
 - `exact_rows`: scores, weights and context for some rows, the textbook way (max
   subtracted, then exp, then divide). Used for everything that shows scores or
   weights, and as the fallback of the fast kernel.
-- `fast_context`: only the context vectors, with two passes over each block saved. The
-  softmax shift is folded into the first matmul as an extra column: any shift at
-  least the row maximum gives the same weights, and Cauchy-Schwarz gives one,
-  u_i = |q_i| * max_j |k_j|, without looking at the scores. The row sums come out of
-  the second matmul through a column of ones beside V. When a shift is so loose that
-  exp() of the largest score would lose precision (u_i - max_i too large), that row
-  is recomputed exactly.
+- `fast_context`: only the context vectors, in tiles of rows x keys small enough to
+  stay in a core's cache, on worker threads (numpy lets go of the GIL in its matrix
+  products and in exp). No tile needs the row's maximum: any shift at least the row
+  maximum gives the same weights, and Cauchy-Schwarz gives one without looking at
+  the scores, u_i = |q_i| * max_j |k_j|; when u_i is small enough that exp() of no
+  score can overflow or lose the row, no shift is needed at all. The tiles' sums and
+  products add up to the row's, and one division ends it. When a shift is so loose
+  that exp() of the largest score would lose precision (u_i - max_i too large), that
+  row is recomputed exactly.
 
 Both give the same numbers to rounding (the tests hold them to 1e-12 in float64).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from . import stages
+from . import blas, stages
 from .masks import Mask
 from .modifiers import Modifiers
 
@@ -43,6 +47,20 @@ _DROPOUT_BYTES = 40
 # Smallest row sum after the bound shift that keeps full precision: the largest term is
 # then far from underflow (exp(-600) in float64, exp(-40) in float32).
 _MIN_SUM = {np.dtype(np.float64): np.exp(-600.0), np.dtype(np.float32): float(np.exp(-40.0))}
+
+# Exponents below this need no shift: with u_i at most -log(min sum), no exp() can
+# overflow (T e^u stays finite) and the largest term of a row is at least the min sum.
+_NO_SHIFT = {dtype: -float(np.log(value)) for dtype, value in _MIN_SUM.items()}
+# fast_context's tiles: TILE_ROWS query rows by as many keys as fill TILE_BYTES of
+# scores (measured on two cores, 1 MiB of L2 each: 256 x 256 float64 and 256 x 512
+# float32 are fastest at d = 64; a wide head (d >= 256) gains from wider tiles, its
+# products then dominate and larger ones run closer to the BLAS's peak).
+TILE_ROWS = 256
+TILE_BYTES = 512 * 1024
+WIDE_HEAD = 256
+# Below this many scores (query rows x keys), one thread does the work: starting
+# others costs more than it saves.
+_THREADED_WORK = 1 << 20
 
 KeepFn = Callable[[NDArray[np.intp]], NDArray[np.bool_]]  # rows -> (n, T) dropout keep mask
 
@@ -125,6 +143,13 @@ def fast_context(
         return _exact_context(
             Q, K, V, scale, rows, mask, keep, keep_scale, progress, head, out, modifiers
         )
+    if keep is None:
+        if n * T < _THREADED_WORK:
+            return _tiled_context(Q, K, V, scale, rows, mask, progress, head, out, 1)
+        with blas.single_threaded() as controlled:
+            if controlled:  # else another BLAS splits the products: large blocks suit it
+                count = min(workers(), -(-n // TILE_ROWS))
+                return _tiled_context(Q, K, V, scale, rows, mask, progress, head, out, count)
     budget = BLOCK_BUDGET if budget is None else budget
     with np.errstate(over="ignore", invalid="ignore"):
         k_max = float(np.max(np.linalg.norm(K, axis=1)))  # for the shift bound
@@ -204,6 +229,160 @@ def fast_context(
         if progress is not None:
             progress(stop)
     return out
+
+
+def workers() -> int:
+    """How many threads the engine runs on: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity call (macOS)
+        return max(1, os.cpu_count() or 1)
+
+
+def tile_shape(d: int, itemsize: int) -> tuple[int, int]:
+    """(query rows, keys) of fast_context's tiles for heads of d dimensions."""
+    keys = TILE_BYTES // (TILE_ROWS * itemsize)
+    return TILE_ROWS, keys * 4 if d >= WIDE_HEAD else keys
+
+
+def _tiled_context(
+    Q: NDArray[F],
+    K: NDArray[F],
+    V: NDArray[F],
+    scale: float,
+    rows: NDArray[np.intp],
+    mask: Mask,
+    progress: Callable[[int], None] | None,
+    head: int,
+    out: NDArray[F],
+    count: int,
+) -> NDArray[F]:
+    """fast_context without dropout: blocks of TILE_ROWS rows handed out in turn to
+    `count` worker threads, each walking its keys in cache-sized tiles.
+
+    The calling thread is one of the workers and the only one that reports progress,
+    so that a signal (Ctrl-C) lands in it between two tiles; it then stops the
+    others before unwinding."""
+    n = len(rows)
+    T = K.shape[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        k_max = float(np.max(np.linalg.norm(K, axis=1))) if T else 0.0  # the shift bound
+    block, width = tile_shape(Q.shape[1], Q.dtype.itemsize)
+    lock = threading.Lock()
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    handed = [0]  # the first row of the next block to hand out
+    done = [0]  # rows finished, all workers together
+
+    def work(reports: bool) -> None:
+        # errstate is per thread: each worker says what the main one would
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            tiles = _Tiles(block, width, Q.shape[1], V.shape[1], Q.dtype)
+            while not stop.is_set():
+                with lock:
+                    start = handed[0]
+                    handed[0] += block
+                if start >= n:
+                    return
+                end = min(n, start + block)
+                _context_block(
+                    Q, K, V, scale, k_max, rows, mask, head, start, end, tiles, out, stop
+                )
+                with lock:
+                    done[0] += end - start
+                    finished = done[0]
+                if reports and progress is not None:
+                    progress(finished)
+
+    def helper() -> None:
+        try:
+            work(reports=False)
+        except BaseException as error:  # handed to the calling thread, which raises it
+            failures.append(error)
+            stop.set()
+
+    threads = [threading.Thread(target=helper, daemon=True) for _ in range(count - 1)]
+    try:
+        for thread in threads:
+            thread.start()
+        work(reports=True)
+    except BaseException:
+        stop.set()  # Ctrl-C or an error here: the others leave their blocks unfinished
+        raise
+    finally:
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise failures[0]
+    if progress is not None:
+        progress(n)
+    return out
+
+
+class _Tiles:
+    """One worker's buffers: the scores of a tile and a block's sums."""
+
+    def __init__(self, block: int, width: int, d: int, d_v: int, dtype: np.dtype[Any]) -> None:
+        self.scores = np.empty(block * width, dtype=dtype)  # flat: every tile's view contiguous
+        self.width = width
+        self.queries = np.empty((block, d), dtype=dtype)
+        self.acc = np.empty((block, d_v), dtype=dtype)
+        self.part = np.empty((block, d_v), dtype=dtype)
+        self.totals = np.empty(block, dtype=dtype)
+
+
+def _context_block(
+    Q: NDArray[F],
+    K: NDArray[F],
+    V: NDArray[F],
+    scale: float,
+    k_max: float,
+    rows: NDArray[np.intp],
+    mask: Mask,
+    head: int,
+    start: int,
+    end: int,
+    tiles: _Tiles,
+    out: NDArray[F],
+    stop: threading.Event,
+) -> None:
+    """The context vectors of rows[start:end] into out[start:end], tile by tile (left
+    unfinished once `stop` is set: the computation is being abandoned)."""
+    dtype = Q.dtype.type
+    b = end - start
+    T = K.shape[0]
+    block_pos = rows[start:end]  # (b,)
+    lo, hi = mask.seen_span(block_pos, T)  # the other keys are hidden from every row
+    first, last = mask.mixed_span(block_pos, lo, hi)  # seen by some rows only
+    qs = tiles.queries[:b]
+    np.multiply(Q[start:end], dtype(scale), out=qs)  # the scale, folded in
+    shift = np.linalg.norm(qs, axis=1) * dtype(k_max)  # (b,) at least each row's max
+    shifted = not float(np.max(shift)) <= _NO_SHIFT[Q.dtype]
+    acc, part, totals = tiles.acc[:b], tiles.part[:b], tiles.totals[:b]
+    acc[...] = 0
+    totals[...] = 0
+    for t0 in range(lo, hi, tiles.width):
+        if stop.is_set():
+            return
+        t1 = min(hi, t0 + tiles.width)
+        S = tiles.scores[: b * (t1 - t0)].reshape(b, t1 - t0)  # (b, w)
+        np.matmul(qs, K[t0:t1].T, out=S)  # (b, d) @ (d, w) -> (b, w)
+        if shifted:
+            S -= shift[:, np.newaxis]
+        if t0 < last and first < t1:  # keys hidden from some of the rows
+            a, z = max(t0, first), min(t1, last)
+            np.copyto(S[:, a - t0 : z - t0], -np.inf, where=mask.hidden(block_pos, a, z, head))
+        np.exp(S, out=S)
+        totals += S.sum(axis=1)
+        np.matmul(S, V[t0:t1], out=part)  # (b, w) @ (w, d_v) -> (b, d_v)
+        acc += part
+    np.divide(acc, totals[:, np.newaxis], out=out[start:end])
+    loose = ~(totals >= _MIN_SUM[Q.dtype]) | ~np.isfinite(out[start:end]).all(axis=1)
+    for i in np.flatnonzero(loose):  # a shift too far above the scores: do it exactly
+        *_, context = exact_rows(
+            Q[start + i : start + i + 1], K, V, scale, block_pos[i : i + 1], mask, head=head
+        )
+        out[start + i] = context[0]
 
 
 def _exact_context(

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ),
     ("inputs", {"inputs"}),
     ("weights files", {"inputs.weights"}),
-    ("engine", {"engine"}),
+    ("engine", {"blas", "engine"}),
     ("limits", {"limits"}),
     ("attention", {"attention"}),
     ("explain", {"explain"}),

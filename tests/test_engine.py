@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attncli import AttentionParams, Embeddings, attention, compute, engine
+from attncli import AttentionParams, Embeddings, attention, blas, compute, engine
 from attncli.masks import Mask
 from attncli.rng import DropoutStream, TorchGenerator
 
@@ -17,10 +19,21 @@ def embeddings(T: int, d: int, seed: int = 0, scale: float = 1.0) -> Embeddings:
     return Embeddings(tuple(f"t{i}" for i in range(T)), matrix)
 
 
+def small_tiles(monkeypatch: pytest.MonkeyPatch, rows: int, keys: int) -> None:
+    """Tiles of `rows` x `keys` float64 scores (twice the keys in float32), handed to
+    several worker threads however little the work."""
+    monkeypatch.setattr(engine, "TILE_ROWS", rows)
+    monkeypatch.setattr(engine, "TILE_BYTES", rows * keys * 8)
+    monkeypatch.setattr(engine, "_THREADED_WORK", 0)
+    monkeypatch.setattr(engine, "workers", lambda: 3)
+
+
 @pytest.fixture(params=[1, 3, 8, 256], ids=lambda b: f"block{b}")
 def block(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Force blocks of this many rows (T is rarely a multiple of it)."""
+    """Force blocks of this many rows, and tiles of as many rows by one or two more
+    keys, on three threads (T is rarely a multiple of either)."""
     monkeypatch.setattr(engine, "MAX_BLOCK_ROWS", request.param)
+    small_tiles(monkeypatch, request.param, request.param % 2 + 1)
     return int(request.param)
 
 
@@ -71,9 +84,15 @@ def test_exact_rows_in_blocks_equal_one_block(monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.parametrize("budget", [None, 4000], ids=["augmented", "two-more-passes"])
 @pytest.mark.parametrize("causal", [False, True])
-def test_both_forms_of_the_fast_kernel(budget: int | None, causal: bool) -> None:
-    """Short inputs keep [K | 1] and [V | 1] copies; long ones (here: a tiny budget)
-    subtract the shift and sum the rows in passes of their own. Same numbers."""
+def test_both_forms_of_the_fast_kernel(
+    budget: int | None, causal: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blocked kernel, used with dropout and when the BLAS is not one attn can hold
+    to one thread (here: none found): short inputs keep [K | 1] and [V | 1] copies;
+    long ones (here: a tiny budget) subtract the shift and sum the rows in passes of
+    their own. Same numbers."""
+    monkeypatch.setattr(engine, "_THREADED_WORK", 0)
+    monkeypatch.setattr(blas, "_controls_once", lambda: None)
     rng = np.random.default_rng(5)
     Q, K, V = (rng.normal(size=(30, 4)) for _ in range(3))
     rows = np.arange(30)
@@ -88,9 +107,15 @@ def test_both_forms_of_the_fast_kernel(budget: int | None, causal: bool) -> None
     np.testing.assert_allclose(fast, exact, rtol=1e-12, atol=1e-14)
 
 
-def test_a_loose_shift_falls_back_to_the_exact_row() -> None:
+@pytest.mark.parametrize("threads", [False, True])
+def test_a_loose_shift_falls_back_to_the_exact_row(
+    threads: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A key of huge norm that no query points at makes |q| max|k| far above every
-    score: exp() would underflow to 0 for the whole row, so the row is done exactly."""
+    score: exp() would underflow to 0 for the whole row, so the row is done exactly
+    (and a worker thread says nothing of the overflow: warnings are errors here)."""
+    if threads:
+        small_tiles(monkeypatch, 1, 2)
     X = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1e4], [1.0, 1.0]])
     Q, K, V = X[[0, 1]], X, X
     out = engine.fast_context(Q, K, V, 1.0, np.array([0, 1]), Mask())
@@ -138,3 +163,101 @@ def test_dropout_stream_hands_out_rows_as_one_draw_would() -> None:
     np.testing.assert_array_equal(stream.keep(0, np.array([1, 2])), whole[0, 1:3])
     np.testing.assert_array_equal(stream.keep(1, np.array([0, 4, 5])), whole[1, [0, 4, 5]])
     np.testing.assert_array_equal(stream.keep(0, np.array([0])), whole[0, :1])  # replayed
+
+
+MASKS = {
+    "plain": Mask(),
+    "causal": Mask(causal=True),
+    "window": Mask(causal=True, window=5),
+    "offset": Mask(causal=True, offset=7),
+    "cross-top-left": Mask(causal=True, offset=-4),
+}
+
+
+@pytest.mark.parametrize("name", MASKS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("rows", "keys"), [(1, 1), (4, 3), (16, 64)])
+def test_tiles_on_threads_equal_the_direct_computation(
+    name: str, dtype: type, rows: int, keys: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tiles of every shape, masks seen by some rows of a tile only, rows that see no
+    key (zero weights, zero context), scores far enough up to need the shift."""
+    small_tiles(monkeypatch, rows, keys)
+    rng = np.random.default_rng(len(name) * rows + keys)
+    n, T = 37, 41
+    mask = MASKS[name]
+    for size in (1.0, 6.0):  # the second: |q| max|k| far past the no-shift bound
+        Q = (rng.normal(size=(n, 5)) * size).astype(dtype)
+        K = (rng.normal(size=(T, 5)) * size).astype(dtype)
+        V = rng.normal(size=(T, 3)).astype(dtype)
+        wanted = engine.exact_rows(
+            *(m.astype(np.float64) for m in (Q, K, V)), 0.5, np.arange(n), mask
+        )[3]
+        got = engine.fast_context(Q, K, V, 0.5, np.arange(n), mask)
+        assert got.dtype == dtype
+        tolerance = 1e-12 if dtype is np.float64 else 2e-5
+        np.testing.assert_allclose(got, wanted, rtol=tolerance, atol=tolerance)
+
+
+def test_the_blas_runs_one_thread_during_the_work_and_as_many_as_before_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    controls = blas._controls_once()
+    if controls is None:
+        pytest.skip("numpy's BLAS here is not OpenBLAS")
+    _, getter = controls
+    before = getter()
+    seen: list[int] = []
+    block = engine._context_block
+
+    def watched(*args: object) -> None:
+        seen.append(getter())
+        block(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "_context_block", watched)
+    monkeypatch.setattr(engine, "_THREADED_WORK", 0)
+    Q = np.random.default_rng(1).normal(size=(600, 8))
+    engine.fast_context(Q, Q, Q, 0.3, np.arange(600), Mask(causal=True))
+    assert seen
+    assert set(seen) == {1}
+    assert getter() == before
+
+
+def test_an_error_in_a_worker_thread_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raised where the work was asked for, once every worker has stopped."""
+    small_tiles(monkeypatch, 2, 2)
+    block = engine._context_block
+    main = threading.get_ident()
+
+    def failing(*args: object) -> None:
+        if threading.get_ident() != main:
+            raise MemoryError("no room for a tile")
+        block(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "_context_block", failing)
+    Q = np.random.default_rng(1).normal(size=(50, 4))
+    before = threading.active_count()
+    with pytest.raises(MemoryError, match="no room for a tile"):
+        engine.fast_context(Q, Q, Q, 0.3, np.arange(50), Mask())
+    assert threading.active_count() == before
+
+
+def test_progress_is_heard_in_the_calling_thread_and_ends_at_every_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    small_tiles(monkeypatch, 4, 8)
+    heard: list[tuple[int, int]] = []
+    Q = np.random.default_rng(2).normal(size=(90, 4))
+    engine.fast_context(
+        Q,
+        Q,
+        Q,
+        0.3,
+        np.arange(90),
+        Mask(),
+        progress=lambda done: heard.append((done, threading.get_ident())),
+    )
+    assert {ident for _, ident in heard} == {threading.get_ident()}
+    counts = [done for done, _ in heard]
+    assert counts == sorted(counts)
+    assert counts[-1] == 90

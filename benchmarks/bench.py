@@ -17,6 +17,8 @@ README shows them.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import math
 import os
@@ -38,14 +40,15 @@ SAMPLE = HERE.parent / "sample_inputs" / "your_journey.json"
 
 
 def _attention_worker(impl: str, n: int, d: int, causal: bool, dtype: str) -> dict[str, Any]:
-    """One attention computation, in this process: seconds and a checksum."""
+    """One attention computation, in this process: seconds, and the largest difference
+    of three rows from the textbook computation in float64 on the same inputs."""
     import numpy as np
 
     rng = np.random.default_rng(0)
     Q, K, V = (rng.standard_normal((n, d)).astype(dtype) for _ in range(3))
     scale = d**-0.5
     if impl == "torch":
-        import torch
+        import torch  # type: ignore[import-not-found]
 
         q, k, v = (torch.from_numpy(m)[None, None] for m in (Q, K, V))
         start = time.perf_counter()
@@ -70,8 +73,55 @@ def _attention_worker(impl: str, n: int, d: int, causal: bool, dtype: str) -> di
         start = time.perf_counter()
         result = engine.fast_context(Q, K, V, scale, np.arange(n), Mask(causal))
         seconds = time.perf_counter() - start
-    probe = [0, n // 2, n - 1]
-    return {"seconds": seconds, "probe": result[probe].astype(float).tolist()}
+    worst = 0.0
+    for row in (0, n // 2, n - 1):  # the direct computation, in float64, row by row
+        scores = (Q[row].astype(np.float64) @ K.T.astype(np.float64)) * scale
+        if causal:
+            scores[row + 1 :] = -np.inf
+        weights = np.exp(scores - scores.max())
+        direct = (weights / weights.sum()) @ V.astype(np.float64)
+        worst = max(worst, float(np.max(np.abs(direct - result[row]))))
+    return {"seconds": seconds, "max_diff": worst}
+
+
+def _bound_worker(dtype: str) -> dict[str, Any]:
+    """The machine's rates for attention's two kinds of work, in this process: a large
+    matrix product on every core (numpy's BLAS, its own threads) and exp() on arrays
+    that stay in cache, one thread per core (numpy lets go of the GIL in exp)."""
+    import threading
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    size = 4096
+    A = rng.standard_normal((size, size)).astype(dtype)
+    B = rng.standard_normal((size, size)).astype(dtype)
+    C = np.empty_like(A)
+    np.matmul(A, B, out=C)
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        np.matmul(A, B, out=C)
+        best = min(best, time.perf_counter() - start)
+    flops = 2 * size**3 / best
+    cores = len(os.sched_getaffinity(0))
+    chunk, repeats = 1 << 15, 3000
+    times: list[float] = []
+
+    def exps() -> None:
+        x = rng.standard_normal(chunk).astype(dtype)
+        y = np.empty_like(x)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            np.exp(x, out=y)
+        times.append(time.perf_counter() - start)
+
+    threads = [threading.Thread(target=exps) for _ in range(cores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"flops": flops, "exps": cores * chunk * repeats / max(times)}
 
 
 def _load_worker(kind: str, path: str) -> dict[str, Any]:
@@ -98,6 +148,8 @@ def _worker(argv: list[str]) -> None:
             argv[5],
         )
         out = _attention_worker(impl, n, d, causal, dtype)
+    elif argv[0] == "bound":
+        out = _bound_worker(argv[1])
     else:
         out = _load_worker(argv[1], argv[2])
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -157,11 +209,190 @@ def startup(runs: int) -> None:
     print()
 
 
+# The cases issue 14 sets goals for: (n, d) x mask x dtype.
+GOAL_CASES = [
+    (n, d, mask, dtype)
+    for n, d in ((65536, 64), (16384, 768))
+    for mask in ("causal", "plain")
+    for dtype in ("float64", "float32")
+]
+QUICK_CASES = [(4096, 64, mask, "float64") for mask in ("causal", "plain")]
+
+
+def _cpu_ticks() -> tuple[float, float]:
+    """Seconds of CPU time every process has used so far on all cores, and the time
+    the hypervisor took from this machine (steal), from /proc/stat."""
+    fields = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def _measure(python: str, *args: str) -> dict[str, Any] | None:
+    """One worker as a whole process: what it reports, plus its wall time, peak RSS,
+    and how many cores other processes kept busy meanwhile (and the steal)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        busy_before, steal_before = _cpu_ticks()
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            [python, str(Path(__file__).resolve()), "--worker", *args], stdout=out, stderr=err
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        busy_after, steal_after = _cpu_ticks()
+        process.returncode = status  # reaped above
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if status != 0:
+        last = (stderr.strip().splitlines() or ["(no message)"])[-1]
+        print(f"  ({' '.join(args)} failed: {last})", file=sys.stderr)
+        return None
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    own = usage.ru_utime + usage.ru_stime
+    result["wall"] = wall
+    result["other_cores"] = max(0.0, (busy_after - busy_before - own) / wall)
+    result["steal"] = (steal_after - steal_before) / wall
+    return result
+
+
+class _BusyCore:
+    """Another process busy on one core for the duration (a pure-Python loop)."""
+
+    def __enter__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+    def __exit__(self, *_: object) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def _spread(values: list[float], digits: int = 2) -> str:
+    """median (min–max)"""
+    if not values:
+        return "–"
+    median = statistics.median(values)
+    if len(values) == 1:
+        return f"{median:.{digits}f}"
+    return f"{median:.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
 def attention(
-    sizes: list[int], dims: list[int], torch_python: str | None, naive_limit: int
+    cases: list[tuple[int, int, str, str]], runs: int, torch_python: str | None, under_load: bool
 ) -> None:
-    print("### Attention: context vectors, one head (seconds; peak RSS of the process)\n")
-    header = "| n | d | mask | dtype | attn (blocked) | naive numpy | torch SDPA | attn / torch | max diff vs naive |"
+    """attn's engine beside torch's SDPA on the same inputs, each run a process of its
+    own, attn and torch taking turns (and with --under-load, each case again with
+    another process busy on one core), with the machine's bound for each case."""
+    loads = [False, True] if under_load else [False]
+    bounds = {}
+    for dtype in sorted({case[3] for case in cases}):
+        bound = _run(sys.executable, "bound", dtype)
+        if bound:
+            bounds[dtype] = bound
+    found: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    impls = ["attn", "torch"] if torch_python else ["attn"]
+    for run in range(runs):
+        for case in cases:
+            n, d, mask, dtype = case
+            for loaded in loads:
+                order = impls if run % 2 == 0 else impls[::-1]
+                for impl in order:
+                    python = torch_python if impl == "torch" else sys.executable
+                    assert python is not None
+                    args = ("attention", impl, str(n), str(d), mask, dtype)
+                    with _BusyCore() if loaded else contextlib.nullcontext():
+                        result = _measure(python, *args)
+                    if result:
+                        found.setdefault((case, impl, loaded), []).append(result)
+                    print(
+                        f"  run {run + 1}/{runs}: {case} {impl}{' under load' if loaded else ''}: "
+                        f"{result['wall'] if result else float('nan'):.2f} s",
+                        file=sys.stderr,
+                    )
+    print(f"### Attention: context vectors, one head ({runs} runs each, medians (min–max))\n")
+    print("Whole processes (start, inputs, work, a check of three rows against float64) and, in")
+    print("brackets, the work alone. Bound: the case's products at the BLAS's measured peak on")
+    print("every core plus its exp() at the in-cache rate on every core.\n")
+    header = (
+        "| n | d | mask | dtype | attn s | torch SDPA s | attn / torch | work alone: attn / torch "
+        "| % of bound | max diff from float64 | peak RSS attn / torch | other load (cores) |"
+    )
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for case in cases:
+        _attention_row(case, found, bounds, loaded=False)
+    if under_load:
+        print("\nWith another process busy on one core (`python -c 'while True: pass'`):\n")
+        header = "| n | d | mask | dtype | attn s | torch SDPA s | attn / torch | loaded ratio / quiet ratio |"
+        print(header)
+        print("|---" * (header.count("|") - 1) + "|")
+        for case in cases:
+            _loaded_row(case, found)
+    print()
+
+
+def _ratios(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> list[float]:
+    """Run-by-run ratios (runs pair up in the order they were taken)."""
+    return [x[key] / y[key] for x, y in zip(a, b, strict=False)]
+
+
+def _attention_row(
+    case: tuple[int, int, str, str],
+    found: dict[tuple[Any, ...], list[dict[str, Any]]],
+    bounds: dict[str, dict[str, float]],
+    loaded: bool,
+) -> None:
+    n, d, mask, dtype = case
+    ours = found.get((case, "attn", loaded), [])
+    theirs = found.get((case, "torch", loaded), [])
+    pairs = n * (n + 1) // 2 if mask == "causal" else n * n  # (query, key) pairs computed
+    bound = bounds.get(dtype)
+    share = "–"
+    if bound and ours:
+        seconds = 4 * pairs * d / bound["flops"] + pairs / bound["exps"]
+        share = f"{100 * seconds / statistics.median(r['seconds'] for r in ours):.0f} %"
+    whole = _ratios(ours, theirs, "wall")
+    work = _ratios(ours, theirs, "seconds")
+    rss = (
+        f"{statistics.median(r['peak_rss_mb'] for r in ours):.0f} / "
+        f"{statistics.median(r['peak_rss_mb'] for r in theirs):.0f} MiB"
+        if ours and theirs
+        else "–"
+    )
+    diff = max((r["max_diff"] for r in ours), default=math.nan)
+    others = [r["other_cores"] for r in ours + theirs]
+    print(
+        f"| {n} | {d} | {mask} | {dtype} | {_spread([r['wall'] for r in ours])} "
+        f"| {_spread([r['wall'] for r in theirs])} | **{_spread(whole)}** | {_spread(work)} "
+        f"| {share} | {diff:.1e} | {rss} | {_spread(others)} |",
+        flush=True,
+    )
+
+
+def _loaded_row(
+    case: tuple[int, int, str, str], found: dict[tuple[Any, ...], list[dict[str, Any]]]
+) -> None:
+    n, d, mask, dtype = case
+    quiet = _ratios(
+        found.get((case, "attn", False), []), found.get((case, "torch", False), []), "wall"
+    )
+    ours = found.get((case, "attn", True), [])
+    theirs = found.get((case, "torch", True), [])
+    loaded = _ratios(ours, theirs, "wall")
+    change = (
+        f"{statistics.median(loaded) / statistics.median(quiet):.2f}" if loaded and quiet else "–"
+    )
+    print(
+        f"| {n} | {d} | {mask} | {dtype} | {_spread([r['wall'] for r in ours])} "
+        f"| {_spread([r['wall'] for r in theirs])} | **{_spread(loaded)}** | {change} |",
+        flush=True,
+    )
+
+
+def grid(sizes: list[int], dims: list[int], torch_python: str | None, naive_limit: int) -> None:
+    """Every size x head width x mask x dtype once, beside the naive numpy form."""
+    print("### Attention grid: context vectors, one head (seconds; peak RSS of the process)\n")
+    header = "| n | d | mask | dtype | attn (blocked) | naive numpy | torch SDPA | attn / torch | max diff from float64 |"
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     ratios = []
@@ -181,7 +412,7 @@ def attention(
                     ratio = ours["seconds"] / torch["seconds"] if ours and torch else None
                     if ratio is not None:
                         ratios.append((n, d, mask, dtype, ratio))
-                    diff = _max_diff(ours, naive) if ours and naive else None
+                    diff = ours["max_diff"] if ours else None
                     print(
                         f"| {n} | {d} | {mask} | {dtype} | {_cell(ours)} | "
                         f"{_cell(naive) if n * n * itemsize <= naive_limit else 'n×n needs ' + _gib(n * n * itemsize)} | "
@@ -199,11 +430,6 @@ def attention(
                     f"- n = {n}, d = {d}: attn / torch SDPA, geometric mean of {len(group)} cases: **{mean:.2f}**"
                 )
     print()
-
-
-def _max_diff(a: dict[str, Any], b: dict[str, Any]) -> float:
-    pairs = zip(a["probe"], b["probe"], strict=True)
-    return max(abs(x - y) for row_a, row_b in pairs for x, y in zip(row_a, row_b, strict=True))
 
 
 def _cell(result: dict[str, Any] | None) -> str:
@@ -298,14 +524,27 @@ def beyond(n: int) -> None:
 
 def _median_of(runs: int, *args: str) -> float:
     results = [_run(sys.executable, *args) for _ in range(runs)]
-    return statistics.median(r["seconds"] for r in results if r)
+    return float(statistics.median(r["seconds"] for r in results if r))
 
 
 def _machine() -> str:
-    blas = os.environ.get("OPENBLAS_CORETYPE", "unset")
+    """The CPU, cores, memory and numpy's BLAS: what the figures depend on."""
+    import numpy as np
+
+    model = platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    features = importlib.import_module("numpy._core._multiarray_umath").__cpu_features__
+    simd = "AVX-512" if features.get("AVX512F") else "AVX2" if features.get("AVX2") else "SSE"
+    blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
     return (
-        f"Python {platform.python_version()}, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-        f"OPENBLAS_CORETYPE={blas}"
+        f"{model}, {len(os.sched_getaffinity(0))} cores, {memory:.0f} GiB, {simd}; "
+        f"Python {platform.python_version()}, numpy {np.__version__} with {blas['name']} "
+        f"{blas['version']}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}"
     )
 
 
@@ -317,7 +556,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="*",
-        choices=["startup", "attention", "io", "beyond"],
+        choices=["startup", "attention", "grid", "io", "beyond"],
         help="sections to run",
     )
     parser.add_argument(
@@ -327,6 +566,14 @@ def main() -> None:
         "--sizes", type=int, nargs="*", help="sequence lengths (default 1024 4096 16384 65536)"
     )
     parser.add_argument("--dims", type=int, nargs="*", help="head dimensions (default 64 768)")
+    parser.add_argument(
+        "--runs", type=int, help="runs of each attention case (default 5, --quick 1)"
+    )
+    parser.add_argument(
+        "--under-load",
+        action="store_true",
+        help="run each attention case again with another process busy on one core",
+    )
     args = parser.parse_args()
     sections = set(args.only or ["startup", "attention", "io", "beyond"])
     torch_python = args.torch_python or (
@@ -341,7 +588,10 @@ def main() -> None:
     if "startup" in sections:
         startup(runs=11 if args.quick else 31)
     if "attention" in sections:
-        attention(sizes, dims, torch_python, naive_limit=4 * 2**30)
+        runs = args.runs or (1 if args.quick else 5)
+        attention(QUICK_CASES if args.quick else GOAL_CASES, runs, torch_python, args.under_load)
+    if "grid" in sections:
+        grid(sizes, dims, torch_python, naive_limit=4 * 2**30)
     if "io" in sections:
         io_loading(10_000 if args.quick else 100_000)
     if "beyond" in sections:

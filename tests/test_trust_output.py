@@ -541,3 +541,32 @@ def test_hostile_locales_never_crash_attn(env: dict[str, str]) -> None:
         done = run(*args, env=env)
         stdout, stderr = (done.stdout.decode(errors="replace"), done.stderr.decode())
         assert_no_crash(args, done.returncode, stdout, stderr)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the engine's threads need two cores")
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_the_engine_runs_on_threads_stops_it_quietly(
+    tmp_path: Path, signum: int, status: int
+) -> None:
+    """The engine's worker threads leave with the main one: the signal lands between two
+    tiles, the others stop at their next tile, and nothing is written."""
+    source = tmp_path / "long.npy"
+    np.save(source, np.random.default_rng(0).random((16000, 8)))
+    target = tmp_path / "out.json"
+    heads = ["-m", "causal", "--d-out", "64", "--heads", "8"]
+    process = subprocess.Popen(
+        [*ATTN, "context", str(source), *heads, "-o", str(target)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    # Until then the process has its own thread and OpenBLAS's; a third is the engine's.
+    deadline = time.monotonic() + 60
+    while len(os.listdir(f"/proc/{process.pid}/task")) < 3:
+        assert time.monotonic() < deadline, "the engine never started a worker thread"
+        assert process.poll() is None, "attn ended before its engine started"
+        time.sleep(0.01)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=30)
+    assert (process.returncode, stdout, stderr) == (status, b"", b"")
+    assert list(tmp_path.iterdir()) == [source]

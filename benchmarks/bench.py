@@ -74,12 +74,15 @@ def _attention_worker(impl: str, n: int, d: int, causal: bool, dtype: str) -> di
         result = engine.fast_context(Q, K, V, scale, np.arange(n), Mask(causal))
         seconds = time.perf_counter() - start
     worst = 0.0
+    chunks = [slice(i, i + 8192) for i in range(0, n, 8192)]  # no n x d float64 copies
     for row in (0, n // 2, n - 1):  # the direct computation, in float64, row by row
-        scores = (Q[row].astype(np.float64) @ K.T.astype(np.float64)) * scale
+        q = Q[row].astype(np.float64)
+        scores = np.concatenate([K[c].astype(np.float64) @ q for c in chunks]) * scale
         if causal:
             scores[row + 1 :] = -np.inf
         weights = np.exp(scores - scores.max())
-        direct = (weights / weights.sum()) @ V.astype(np.float64)
+        weights /= weights.sum()
+        direct = sum(weights[c] @ V[c].astype(np.float64) for c in chunks)
         worst = max(worst, float(np.max(np.abs(direct - result[row]))))
     return {"seconds": seconds, "max_diff": worst}
 
@@ -228,14 +231,19 @@ def _cpu_ticks() -> tuple[float, float]:
     return (user + nice + system + irq + softirq) / tick, steal / tick
 
 
-def _measure(python: str, *args: str) -> dict[str, Any] | None:
+def _measure(python: str, *args: str, source: str | None = None) -> dict[str, Any] | None:
     """One worker as a whole process: what it reports, plus its wall time, peak RSS,
-    and how many cores other processes kept busy meanwhile (and the steal)."""
+    and how many cores other processes kept busy meanwhile (and the steal). With
+    `source`, attncli is imported from that checkout (an earlier version, say)."""
+    env = dict(os.environ, PYTHONPATH=source) if source else None
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         busy_before, steal_before = _cpu_ticks()
         start = time.perf_counter()
         process = subprocess.Popen(
-            [python, str(Path(__file__).resolve()), "--worker", *args], stdout=out, stderr=err
+            [python, str(Path(__file__).resolve()), "--worker", *args],
+            stdout=out,
+            stderr=err,
+            env=env,
         )
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
@@ -278,7 +286,11 @@ def _spread(values: list[float], digits: int = 2) -> str:
 
 
 def attention(
-    cases: list[tuple[int, int, str, str]], runs: int, torch_python: str | None, under_load: bool
+    cases: list[tuple[int, int, str, str]],
+    runs: int,
+    torch_python: str | None,
+    under_load: bool,
+    before: str | None = None,
 ) -> None:
     """attn's engine beside torch's SDPA on the same inputs, each run a process of its
     own, attn and torch taking turns (and with --under-load, each case again with
@@ -291,6 +303,8 @@ def attention(
             bounds[dtype] = bound
     found: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     impls = ["attn", "torch"] if torch_python else ["attn"]
+    if before:
+        impls.insert(1, "before")
     for run in range(runs):
         for case in cases:
             n, d, mask, dtype = case
@@ -299,9 +313,12 @@ def attention(
                 for impl in order:
                     python = torch_python if impl == "torch" else sys.executable
                     assert python is not None
-                    args = ("attention", impl, str(n), str(d), mask, dtype)
+                    kind = "attn" if impl == "before" else impl
+                    args = ("attention", kind, str(n), str(d), mask, dtype)
                     with _BusyCore() if loaded else contextlib.nullcontext():
-                        result = _measure(python, *args)
+                        result = _measure(
+                            python, *args, source=before if impl == "before" else None
+                        )
                     if result:
                         found.setdefault((case, impl, loaded), []).append(result)
                     print(
@@ -321,6 +338,19 @@ def attention(
     print("|---" * (header.count("|") - 1) + "|")
     for case in cases:
         _attention_row(case, found, bounds, loaded=False)
+    if before:
+        print(f"\nThe same runs, attn before and after (before: {before}):\n")
+        print("| n | d | mask | dtype | before s | after s | after / before | before / torch |")
+        print("|---|---|---|---|---|---|---|---|")
+        for case in cases:
+            old = found.get((case, "before", False), [])
+            new = found.get((case, "attn", False), [])
+            theirs = found.get((case, "torch", False), [])
+            print(
+                f"| {case[0]} | {case[1]} | {case[2]} | {case[3]} | "
+                f"{_spread([r['wall'] for r in old])} | {_spread([r['wall'] for r in new])} | "
+                f"{_spread(_ratios(new, old, 'wall'))} | {_spread(_ratios(old, theirs, 'wall'))} |"
+            )
     if under_load:
         print("\nWith another process busy on one core (`python -c 'while True: pass'`):\n")
         header = "| n | d | mask | dtype | attn s | torch SDPA s | attn / torch | loaded ratio / quiet ratio |"
@@ -570,6 +600,11 @@ def main() -> None:
         "--runs", type=int, help="runs of each attention case (default 5, --quick 1)"
     )
     parser.add_argument(
+        "--before",
+        metavar="CHECKOUT",
+        help="also run the attention cases with attncli from this checkout (an earlier version)",
+    )
+    parser.add_argument(
         "--under-load",
         action="store_true",
         help="run each attention case again with another process busy on one core",
@@ -589,7 +624,8 @@ def main() -> None:
         startup(runs=11 if args.quick else 31)
     if "attention" in sections:
         runs = args.runs or (1 if args.quick else 5)
-        attention(QUICK_CASES if args.quick else GOAL_CASES, runs, torch_python, args.under_load)
+        cases = QUICK_CASES if args.quick else GOAL_CASES
+        attention(cases, runs, torch_python, args.under_load, args.before)
     if "grid" in sections:
         grid(sizes, dims, torch_python, naive_limit=4 * 2**30)
     if "io" in sections:

@@ -87,6 +87,42 @@ def _attention_worker(impl: str, n: int, d: int, causal: bool, dtype: str) -> di
     return {"seconds": seconds, "max_diff": worst}
 
 
+def _breakdown_worker(dtype: str, d: int) -> dict[str, Any]:
+    """Where the engine's time goes: its tile loop taken apart, one thread, n = 4096,
+    nanoseconds of one core per (query, key) pair for each step."""
+    import numpy as np
+
+    from attncli import blas, engine
+
+    n = 4096
+    rng = np.random.default_rng(0)
+    Q, K, V = (rng.standard_normal((n, d)).astype(dtype) for _ in range(3))
+    rows, width = engine.tile_shape(d, Q.dtype.itemsize)
+    S = np.empty((rows, width), dtype=dtype)
+    part = np.empty((rows, d), dtype=dtype)
+    totals = np.zeros(rows, dtype=dtype)
+    spent = {"Q K^T": 0.0, "exp": 0.0, "row sums": 0.0, "weights V": 0.0}
+    clock = time.perf_counter
+    with blas.single_threaded():
+        for start in range(0, n, rows):
+            q = Q[start : start + rows] * np.dtype(dtype).type(d**-0.5)
+            for t0 in range(0, n, width):
+                a = clock()
+                np.matmul(q, K[t0 : t0 + width].T, out=S)
+                b = clock()
+                np.exp(S, out=S)
+                c = clock()
+                totals += S.sum(axis=1)
+                e = clock()
+                np.matmul(S, V[t0 : t0 + width], out=part)
+                f = clock()
+                spent["Q K^T"] += b - a
+                spent["exp"] += c - b
+                spent["row sums"] += e - c
+                spent["weights V"] += f - e
+    return {step: seconds / n**2 * 1e9 for step, seconds in spent.items()}
+
+
 def _bound_worker(dtype: str) -> dict[str, Any]:
     """The machine's rates for attention's two kinds of work, in this process: a large
     matrix product on every core (numpy's BLAS, its own threads) and exp() on arrays
@@ -153,6 +189,8 @@ def _worker(argv: list[str]) -> None:
         out = _attention_worker(impl, n, d, causal, dtype)
     elif argv[0] == "bound":
         out = _bound_worker(argv[1])
+    elif argv[0] == "breakdown":
+        out = _breakdown_worker(argv[1], int(argv[2]))
     else:
         out = _load_worker(argv[1], argv[2])
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -419,6 +457,29 @@ def _loaded_row(
     )
 
 
+def breakdown(torch_python: str | None) -> None:
+    """The engine's tile loop taken apart on one core, beside the machine's exp() and
+    torch's whole SDPA per (query, key) pair."""
+    print("### Where the time goes (one core, n = 4096, ns per (query, key) pair)\n")
+    header = "| d | dtype | Q K^T | exp | row sums | weights V | sum | torch SDPA, both cores x 2 |"
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for d in (64, 768):
+        for dtype in ("float64", "float32"):
+            steps = _run(sys.executable, "breakdown", dtype, str(d))
+            if not steps:
+                continue
+            steps.pop("peak_rss_mb", None)
+            theirs = "–"
+            if torch_python:
+                result = _run(torch_python, "attention", "torch", "4096", str(d), "plain", dtype)
+                if result:
+                    theirs = f"{2 * result['seconds'] / 4096**2 * 1e9:.2f}"
+            cells = " | ".join(f"{value:.2f}" for value in steps.values())
+            print(f"| {d} | {dtype} | {cells} | {sum(steps.values()):.2f} | {theirs} |")
+    print()
+
+
 def grid(sizes: list[int], dims: list[int], torch_python: str | None, naive_limit: int) -> None:
     """Every size x head width x mask x dtype once, beside the naive numpy form."""
     print("### Attention grid: context vectors, one head (seconds; peak RSS of the process)\n")
@@ -586,7 +647,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="*",
-        choices=["startup", "attention", "grid", "io", "beyond"],
+        choices=["startup", "attention", "breakdown", "grid", "io", "beyond"],
         help="sections to run",
     )
     parser.add_argument(
@@ -626,6 +687,8 @@ def main() -> None:
         runs = args.runs or (1 if args.quick else 5)
         cases = QUICK_CASES if args.quick else GOAL_CASES
         attention(cases, runs, torch_python, args.under_load, args.before)
+    if "breakdown" in sections:
+        breakdown(torch_python)
     if "grid" in sections:
         grid(sizes, dims, torch_python, naive_limit=4 * 2**30)
     if "io" in sections:

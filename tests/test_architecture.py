@@ -17,7 +17,7 @@ import pytest
 PACKAGE = Path(__file__).parent.parent / "attncli"
 
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundation", {"version", "errors"}),
+    ("foundation", {"version", "errors", "choices"}),
     ("values", {"embeddings", "rng", "masks", "heads", "stages", "rope", "modifiers"}),
     ("settings", {"params", "kv_memory", "rotation"}),
     ("input text", {"inputs.reading", "inputs.text"}),
@@ -71,6 +71,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "cli.options",
             "cli.typer_app",
             "cli.app",
+            "cli.runner",
             "cli.kv_memory",
             "cli.check",
             "cli.rotation",
@@ -90,6 +91,8 @@ THIRD_PARTY: dict[str, set[str]] = {
     "cli.signals": set(),
     "cli.entry": set(),
     "cli.options": set(),
+    "cli.runner": set(),
+    "choices": set(),
     "cli.kv_memory": set(),
     "cli.rotation": set(),
     "cli": set(),

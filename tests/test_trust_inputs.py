@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from attncli import AttnError, inputs, load, loads
 from attncli.cli import app as cli
+from attncli.cli.runner import run
 from attncli.inputs import InputFormat, reading
 from attncli.inputs import csv_text as csv_input
 from attncli.inputs import text as input_text
@@ -729,7 +730,7 @@ def run_on_stdin(
 ) -> tuple[int, str]:
     monkeypatch.setattr(cli, "stdin_is_piped", lambda: True)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(stream)))
-    status = cli.run(["context", "-"])
+    status = run(["context", "-"])
     captured = capsys.readouterr()
     assert captured.out == ""
     return status, captured.err
@@ -855,13 +856,13 @@ def feed(fifo: Path, source: Path) -> None:
 
 # ---------------------------------------------------------------- E: hostile inputs, real CLI
 
-# Runs cli.run (what `python -m attncli` runs) once per case in one process, with the
+# Runs runner.run (what `python -m attncli` runs) once per case in one process, with the
 # case's stdin, stdout and stderr on real file descriptors, and every Python warning
 # shown each time it happens: what a user's terminal would get, without a process per case.
 SWEEP_DRIVER = r"""
 import contextlib, io, json, os, sys, threading, warnings
 warnings.simplefilter("always")
-from attncli.cli import app as cli
+from attncli.cli import runner
 
 def feed(fifo, data):
     with contextlib.suppress(OSError), open(fifo, "wb") as pipe:
@@ -886,7 +887,7 @@ def run(case, folder):
         os.close(opened)
     sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, closefd=False)))
     try:
-        status = cli.run(case["argv"])
+        status = runner.run(case["argv"])
     finally:
         sys.stdout.flush(); sys.stderr.flush()
         for fd, copy in enumerate(saved):

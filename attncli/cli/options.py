@@ -19,8 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..inputs.text import InputFormat
-from ..params import DType, Init, Mode
+from ..choices import DType, Init, InputFormat, Mode
 from ..render import formats
 from ..render.formats import FormatSpec, OutputFormat
 

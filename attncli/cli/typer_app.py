@@ -1,8 +1,9 @@
 """The Typer app: help, shell completion and usage errors, built from options' flags.
 
-app.run() reads ordinary command lines itself (options.parse) and hands everything else
-here: `--help`, `--version`, completion, and calls with a mistake in them, which Typer
-(click) words. The commands call the `execute` they are given, the one app.run uses.
+runner.run() reads ordinary command lines itself (options.parse) and hands everything
+else here: `--help`, `--version`, completion, and calls with a mistake in them, which
+Typer (click) words. The commands call the `execute` they are given, the one runner.run
+uses.
 click's errors are turned into attn's own (AttnError) here: nothing outside this module
 knows click or Typer.
 """
@@ -17,9 +18,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from ..embeddings import book_example
 from ..errors import AttnError, ExitStatus
-from ..inputs import load
 from ..version import __version__
 from . import output
 from .options import (
@@ -55,14 +54,42 @@ def _without_value_labels(params: list[Any]) -> list[Any]:
     return params
 
 
+class _Untyped:
+    """Typer's coercion of one parameter, made only for a value that needs it.
+
+    Typer releases that validate with pydantic build a pydantic adapter for every
+    parameter they process, even one not on the command line, whose value (None) no
+    adapter changes. `attn COMMAND --help` processes attn's own --help,
+    --install-completion and --show-completion that way before the command's help:
+    importing pydantic for them cost a quarter of the help's start-up."""
+
+    def __init__(self, param: Any) -> None:
+        self.param = param
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:  # what Typer's coercion gives for None, whatever the type
+            return () if param.multiple or param.nargs == -1 else None
+        param._runtime_param = None  # the real one, from now on
+        return param.get_runtime_param().coerce(value, param=param, ctx=ctx)
+
+
+def _typed_when_needed(params: list[Any]) -> list[Any]:
+    """Each parameter's coercion deferred until a value needs it (see _Untyped); Typer
+    releases without such coercion (no `_runtime_param`) are left as they are."""
+    for param in params:
+        if getattr(param, "_runtime_param", False) is None:
+            param._runtime_param = _Untyped(param)
+    return params
+
+
 class AttnGroup(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
-        return _without_value_labels(super().get_params(ctx))
+        return _typed_when_needed(_without_value_labels(super().get_params(ctx)))
 
 
 class AttnCommand(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
-        return _without_value_labels(super().get_params(ctx))
+        return _typed_when_needed(_without_value_labels(super().get_params(ctx)))
 
 
 def _asks_for_help(args: Sequence[str] | None) -> bool:
@@ -99,6 +126,10 @@ def complete_query(ctx: typer.Context, incomplete: str) -> list[str]:
     source = ctx.params.get("input") or _input_in_command_line()
     if source == "-":
         return []  # stdin is the shell's while it completes: nothing to read
+    # numpy and the readers only here: help and mistakes must not wait for them
+    from ..embeddings import book_example
+    from ..inputs import load
+
     try:
         tokens = book_example().tokens if source is None else load(source).tokens
     except AttnError:

@@ -17,14 +17,14 @@ from collections.abc import Callable, Sequence
 from ..errors import AttnError, ExitStatus, shown_text
 from ..version import __version__
 from . import output, signals
-from .options import Parsed, parse
+from .options import COMPLETION_VARIABLE, Parsed, parse
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run attn on `argv` (sys.argv[1:] by default); the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = _debugging(argv)
-    parsed = None if "_ATTN_COMPLETE" in os.environ else parse(argv)
+    parsed = None if COMPLETION_VARIABLE in os.environ else parse(argv)
     if parsed is None:  # help, completion, a mistake: Typer's words
 
         def run_typer() -> int:

@@ -11,8 +11,9 @@ knows click or Typer.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +24,7 @@ from ..version import __version__
 from . import output
 from .options import (
     COMMANDS,
+    COMPLETION_VARIABLE,
     EXAMPLES,
     FLAGS,
     HELP,
@@ -143,7 +145,6 @@ def _input_in_command_line() -> str | None:
     """The INPUT of the command line being completed, before or after the cursor (click
     reads only the words before it): the first word after the command that is neither
     an option nor an option's value."""
-    import os
     import shlex
 
     try:
@@ -257,8 +258,22 @@ def _main_options(
     """Self-attention, step by step, on your own vectors."""
 
 
-def build_app(execute: Execute) -> typer.Typer:
-    """The Typer app whose commands call `execute` with what they parsed."""
+def _listed(name: str) -> Callable[[typer.Context], None]:
+    """A command `attn --help` lists, but without its flags: for a command line that
+    does not name it, so cannot run it (building every command's flags for Typer cost
+    `attn COMMAND --help` a fifth of its time)."""
+
+    def run(ctx: typer.Context) -> None:
+        raise AssertionError(f"attn {name} ran without its flags")
+
+    run.__name__ = name
+    return run
+
+
+def build_app(execute: Execute, named: Collection[str] | None = None) -> typer.Typer:
+    """The Typer app whose commands call `execute` with what they parsed. With `named`
+    (the words of a command line), only the commands named there get their flags: click
+    runs a command only by its exact name, and the others are only listed."""
     app = typer.Typer(
         cls=AttnGroup,
         name="attn",
@@ -280,7 +295,7 @@ def build_app(execute: Execute) -> typer.Typer:
             help=HELP[name],
             short_help=short_help(HELP[name]),
             epilog=epilog,
-        )(_command(name, execute))
+        )(_command(name, execute) if named is None or name in named else _listed(name))
     return app
 
 
@@ -307,7 +322,8 @@ def run_typer(argv: Sequence[str], execute: Execute) -> int:
 
         if getattr(rich_utils, "MAX_WIDTH", 0) is None:  # TERMINAL_WIDTH unset
             rich_utils.MAX_WIDTH = output.help_width()
-    command = typer.main.get_command(build_app(execute))
+    completing = COMPLETION_VARIABLE in os.environ  # the words are COMP_WORDS, not `args`
+    command = typer.main.get_command(build_app(execute, None if completing else args))
     try:
         with output.writing_stdout("the help"), output.rich_reports_broken_pipes():
             status = command.main(args=args, prog_name="attn", standalone_mode=False)

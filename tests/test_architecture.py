@@ -235,12 +235,14 @@ def test_version_loads_the_entry_alone() -> None:
         ["context", "--no-such-flag"],
     ],
 )
-def test_help_and_mistakes_load_neither_numpy_nor_pydantic(argv: list[str]) -> None:
-    """Help is Typer's and rich's alone: numpy would double its start-up, and pydantic
-    (which recent Typer releases validate values with) has no value to check."""
+def test_help_and_mistakes_load_only_what_they_use(argv: list[str]) -> None:
+    """Help is Typer's and rich's alone: numpy would double its start-up, pydantic
+    (which recent Typer releases validate values with) has no value to check, and
+    rich's Markdown and tracebacks (markdown-it, pygments) draw nothing of attn's."""
     loaded, _ = _loaded_by(argv)
     assert "typer" in loaded
-    assert not loaded & {"numpy", "pydantic"}
+    unused = {"numpy", "pydantic", "rich.markdown", "rich.traceback", "markdown_it", "pygments"}
+    assert not loaded & unused
 
 
 def test_every_package_folder_is_a_package() -> None:

@@ -505,6 +505,34 @@ def test_help_of_the_commands_named_is_the_whole_apps(
         assert bool(command.params) == (name in args), name
 
 
+def test_what_the_help_leaves_out_still_works_when_asked_for() -> None:
+    """typer.rich_utils is imported for the help with stand-ins for rich's Markdown and
+    Traceback: they hand over to the real classes when used (markup mode "markdown",
+    pretty tracebacks), and anything importing those modules afterwards gets them."""
+    code = textwrap.dedent(
+        """
+        import io, sys
+        from attncli.cli.entry import run_main
+        sys.stdout = io.StringIO()
+        run_main(["context", "--help"])
+        sys.stdout = sys.__stdout__
+        assert "rich.markdown" not in sys.modules and "rich.traceback" not in sys.modules
+        from typer import rich_utils
+        text = rich_utils.Markdown("**x**")
+        import rich.markdown, rich.traceback
+        assert type(text) is rich.markdown.Markdown
+        try:
+            raise ValueError("shown")
+        except ValueError as exc:
+            shown = rich_utils.Traceback.from_exception(type(exc), exc, exc.__traceback__)
+        assert type(shown) is rich.traceback.Traceback
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\n", "")
+
+
 @pytest.mark.parametrize(
     ("words", "cursor", "expected"),
     [

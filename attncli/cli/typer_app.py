@@ -10,10 +10,12 @@ knows click or Typer.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import sys
 from collections.abc import Callable, Collection, Sequence
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -310,6 +312,50 @@ def short_help(text: str) -> str:
     return text if end < 0 else text[: end + 1]
 
 
+# rich modules that typer.rich_utils imports, for a class each that attn's help never
+# uses: Markdown for the markup mode "markdown" (attn's is "rich"), Traceback for pretty
+# exceptions (attn turns them off). With markdown-it and pygments, which they import,
+# they were a quarter of `attn --help`'s time.
+_UNUSED_BY_THE_HELP = {"rich.markdown": "Markdown", "rich.traceback": "Traceback"}
+
+
+class _Deferred(type):
+    """A stand-in's type: calling the stand-in, or reading anything of it, imports the
+    real module and hands over to the real class."""
+
+    def real(cls) -> Any:
+        return getattr(importlib.import_module(cls.__module__), cls.__name__)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return cls.real()(*args, **kwargs)
+
+    def __getattr__(cls, name: str) -> Any:
+        return getattr(cls.real(), name)
+
+
+def _import_rich_utils() -> None:
+    """Import typer.rich_utils, which draws the help, with a stand-in for each module of
+    _UNUSED_BY_THE_HELP (a class of the same name, _Deferred) in place of the real one;
+    the stand-ins are gone from sys.modules once it is imported, so anything else
+    imports the real modules. The help is the same, to the byte (tests check it)."""
+    if "typer.rich_utils" not in sys.modules:
+        stand_ins = {
+            module: ModuleType(module)
+            for module in _UNUSED_BY_THE_HELP
+            if module not in sys.modules
+        }
+        for module, stand_in in stand_ins.items():
+            name = _UNUSED_BY_THE_HELP[module]
+            setattr(stand_in, name, _Deferred(name, (), {"__module__": module}))
+        sys.modules.update(stand_ins)
+        try:
+            importlib.import_module("typer.rich_utils")
+        finally:
+            for module, stand_in in stand_ins.items():
+                if sys.modules.get(module) is stand_in:
+                    del sys.modules[module]
+
+
 def run_typer(argv: Sequence[str], execute: Execute) -> int:
     """Run the Typer app on `argv`, its commands calling `execute`; the exit status.
     click's errors come out as AttnError (its usage errors exit 2), help and completion
@@ -318,6 +364,7 @@ def run_typer(argv: Sequence[str], execute: Execute) -> int:
     if _asks_for_help(args):
         if sys.stdout is None:
             raise AttnError("cannot write the help: stdout is closed")
+        _import_rich_utils()
         from typer import rich_utils
 
         if getattr(rich_utils, "MAX_WIDTH", 0) is None:  # TERMINAL_WIDTH unset

@@ -20,12 +20,12 @@ from numpy.typing import NDArray
 
 from . import engine, limits, stages
 from .embeddings import Embeddings
-from .errors import AttnError, setting, size_text
+from .errors import AttnError, number_text, setting, size_text
 from .heads import HeadLayout
 from .masks import Mask
 from .modifiers import NO_MODIFIERS, Modifiers, alibi_slopes
 from .params import AttentionParams, Projections, check_params, draw_projections
-from .rng import DropoutStream, TorchGenerator, dropout_scale, number_text
+from .rng import DropoutStream, TorchGenerator, dropout_scale
 from .rope import Rope
 
 if TYPE_CHECKING:  # the readers' types only: importing them costs every start 11 ms

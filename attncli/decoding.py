@@ -30,8 +30,7 @@ from numpy.typing import NDArray
 
 from . import attention, engine, stages
 from .attention import Prepared
-from .errors import AttnError, setting, size_text
-from .rng import number_text
+from .errors import AttnError, number_text, setting, size_text
 
 # Bytes kept per attention weight of every step (float64 at most), and the bytes per
 # (query, key) cell of the largest step's temporaries (engine.exact_rows: the scores,

@@ -7,6 +7,7 @@ shown wherever text meets a terminal or a line-based format: every layer may use
 from __future__ import annotations
 
 import enum
+import math
 import re
 
 
@@ -127,6 +128,13 @@ def _as_flag(match: re.Match[str]) -> str:
     flag = _SHORT_FLAGS.get(name) if match.group(1) else None
     flag = flag or "--" + name.replace("_", "-")
     return flag if match.group(3) is None else f"{flag} {match.group(3)}"
+
+
+def number_text(number: int) -> str:
+    """An integer for a message: a huge one by its size, not its thousands of digits."""
+    if abs(number) < 10**30:
+        return str(number)
+    return f"{'-' if number < 0 else ''}≈10^{math.log10(abs(number)):.0f}"
 
 
 def size_text(n_bytes: float) -> str:

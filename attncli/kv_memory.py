@@ -36,8 +36,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .errors import AttnError, setting
-from .rng import number_text
+from .errors import AttnError, number_text, setting
 
 
 class KVDType(str, enum.Enum):

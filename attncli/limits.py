@@ -21,10 +21,9 @@ from numpy.typing import NDArray
 
 from . import engine, stages
 from .embeddings import Embeddings
-from .errors import AttnError, setting, size_text
+from .errors import AttnError, number_text, setting, size_text
 from .masks import Mask
 from .params import AttentionParams, Projections
-from .rng import number_text
 
 FLOAT64 = np.dtype(np.float64)
 # Bytes per element of the largest matrix drawn at once: nn.Linear's correctly rounded

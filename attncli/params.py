@@ -22,30 +22,14 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import AttnError, setting
+# Mode, Init and DType are defined without numpy (choices.py), and are params' too.
+from .choices import DType as DType
+from .choices import Init as Init
+from .choices import Mode as Mode
+from .errors import AttnError, number_text, setting
 from .masks import Mask
-from .rng import TorchGenerator, check_seed, number_text
+from .rng import TorchGenerator, check_seed
 from .rope import Rope
-
-
-class Mode(str, enum.Enum):
-    PLAIN = "plain"
-    TRAINABLE = "trainable"
-    CAUSAL = "causal"
-
-
-class Init(str, enum.Enum):
-    """How W_query, W_key, W_value are drawn from the seed."""
-
-    RAND = "rand"  # torch.rand(d_in, d_out), applied as X @ W (book 3.4.1)
-    LINEAR = "linear"  # nn.Linear(d_in, d_out): weight (d_out, d_in), X @ W.T + b (3.4.2 on)
-
-
-class DType(str, enum.Enum):
-    """The arithmetic: float64 by default; float32 as the book's torch code computes."""
-
-    FLOAT64 = "float64"
-    FLOAT32 = "float32"
 
 
 class WeightLayout(str, enum.Enum):

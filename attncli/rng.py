@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import AttnError, setting
+from .errors import AttnError, number_text, setting
 
 # torch.manual_seed accepts exactly the integers that fit an int64 or a uint64.
 SEED_MIN = -(2**63)
@@ -40,13 +40,6 @@ def check_seed(seed: int, name: str = "seed") -> int:
             f"integers from {SEED_MIN} to {SEED_MAX}; pick a seed in that range"
         )
     return seed
-
-
-def number_text(number: int) -> str:
-    """An integer for a message: a huge one by its size, not its thousands of digits."""
-    if abs(number) < 10**30:
-        return str(number)
-    return f"{'-' if number < 0 else ''}≈10^{math.log10(abs(number)):.0f}"
 
 
 class TorchGenerator:

@@ -31,9 +31,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import AttnError, setting
+from .errors import AttnError, number_text, setting
 from .params import DType, check_rope
-from .rng import number_text
 from .rope import Rope
 
 # The most numbers one table holds (positions × head_dim): cos and sin each hold that

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from attncli.cli import app as cli
+from attncli.cli.runner import run
 
 collect_ignore = ["data"]  # the torch recording scripts there need torch, which tests never do
 
@@ -67,7 +68,7 @@ def run_attn(argv: list[str], input: str | bytes | None, monkeypatch: pytest.Mon
         patch.setattr(sys, "stdin", _Stdin(io.BytesIO(data), encoding="utf-8"))
         patch.setattr(sys, "stdout", stdout)
         patch.setattr(sys, "stderr", stderr)
-        status = cli.run(argv)
+        status = run(argv)
     raw = stdout_bytes.getvalue()
     return Result(
         status, raw.decode("utf-8", "replace"), stderr_bytes.getvalue().decode("utf-8"), raw
@@ -76,7 +77,7 @@ def run_attn(argv: list[str], input: str | bytes | None, monkeypatch: pytest.Mon
 
 @pytest.fixture
 def attn(monkeypatch: pytest.MonkeyPatch) -> Invoke:
-    """Run `attn ARGS...` in-process, through the same cli.run() as the console script
+    """Run `attn ARGS...` in-process, through the same runner.run() as the console script
     (the fast parser, or Typer for help and mistakes). `terminal=True` makes stdin and
     stdout look like a terminal (no INPUT then means the built-in example, and the
     default format is a table)."""

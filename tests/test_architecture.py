@@ -17,7 +17,7 @@ import pytest
 PACKAGE = Path(__file__).parent.parent / "attncli"
 
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundation", {"version", "errors"}),
+    ("foundation", {"version", "errors", "choices"}),
     ("values", {"embeddings", "rng", "masks", "heads", "stages", "rope", "modifiers"}),
     ("settings", {"params", "kv_memory", "rotation"}),
     ("input text", {"inputs.reading", "inputs.text"}),
@@ -71,6 +71,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "cli.options",
             "cli.typer_app",
             "cli.app",
+            "cli.runner",
             "cli.kv_memory",
             "cli.check",
             "cli.rotation",
@@ -90,6 +91,8 @@ THIRD_PARTY: dict[str, set[str]] = {
     "cli.signals": set(),
     "cli.entry": set(),
     "cli.options": set(),
+    "cli.runner": set(),
+    "choices": set(),
     "cli.kv_memory": set(),
     "cli.rotation": set(),
     "cli": set(),
@@ -189,16 +192,57 @@ def test_json_output_does_not_load_rich() -> None:
     assert result.stdout.strip() == "False"
 
 
-def test_version_loads_neither_numpy_nor_typer() -> None:
-    """`attn --version` answers from the entry alone."""
+def _loaded_by(argv: list[str]) -> tuple[set[str], str]:
+    """The modules `attn ARGV` loads (beyond those of `python -c pass`), and its output."""
     code = (
-        "import sys; from attncli.cli.entry import run_main; run_main(['--version']); "
-        "print(sorted(m for m in ('numpy', 'typer', 'rich') if m in sys.modules))"
+        "import sys; before = set(sys.modules); from attncli.cli.entry import run_main; "
+        f"run_main({argv!r}); print(sorted(set(sys.modules) - before))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert result.stdout.splitlines()[-1] == "[]"
+    *shown, loaded = result.stdout.splitlines()
+    return set(ast.literal_eval(loaded)), "\n".join(shown)
+
+
+def test_version_loads_the_entry_alone() -> None:
+    """`attn --version` answers from the entry, its signals and output, and the error
+    type: neither numpy, Typer and rich, nor typing (a fifth of its start-up)."""
+    loaded, shown = _loaded_by(["--version"])
+    assert shown.startswith("attn ")
+    assert not loaded & {"numpy", "typer", "rich", "typing"}
+    ours = {name for name in loaded if name.split(".")[0] == "attncli"}
+    assert ours <= {
+        "attncli",
+        "attncli.version",
+        "attncli.errors",
+        "attncli.cli",
+        "attncli.cli.entry",
+        "attncli.cli.signals",
+        "attncli.cli.output",
+    }
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        [],
+        ["context", "--help"],
+        ["check", "-h"],
+        ["kv-memory", "--help"],
+        ["rope", "--help"],
+        ["context", "--no-such-flag"],
+    ],
+)
+def test_help_and_mistakes_load_only_what_they_use(argv: list[str]) -> None:
+    """Help is Typer's and rich's alone: numpy would double its start-up, pydantic
+    (which recent Typer releases validate values with) has no value to check, and
+    rich's Markdown and tracebacks (markdown-it, pygments) draw nothing of attn's."""
+    loaded, _ = _loaded_by(argv)
+    assert "typer" in loaded
+    unused = {"numpy", "pydantic", "rich.markdown", "rich.traceback", "markdown_it", "pygments"}
+    assert not loaded & unused
 
 
 def test_every_package_folder_is_a_package() -> None:

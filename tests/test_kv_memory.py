@@ -686,7 +686,7 @@ def test_everyday_calls_take_the_fast_path() -> None:
 def test_the_attention_commands_do_not_load_it() -> None:
     """kv-memory's module and flags cost the other commands nothing at start-up."""
     code = (
-        "import sys; from attncli.cli.app import run; run(['context', '-f', 'json']); "
+        "import sys; from attncli.cli.runner import run; run(['context', '-f', 'json']); "
         "print(sorted(m for m in sys.modules if 'kv_memory' in m), file=sys.stderr)"
     )
     result = subprocess.run(

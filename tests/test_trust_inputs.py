@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from attncli import AttnError, inputs, load, loads
 from attncli.cli import app as cli
+from attncli.cli.runner import run
 from attncli.inputs import InputFormat, reading
 from attncli.inputs import csv_text as csv_input
 from attncli.inputs import text as input_text
@@ -559,6 +560,179 @@ def test_json_reads_what_strict_json_says(document: tuple[str, Any]) -> None:
     assert result == ("ok", tuple(tokens), "<f8", expected.shape, expected.tobytes()), text
 
 
+@st.composite
+def long_form_json(draw: st.DrawFn) -> str:
+    """{"tokens": [...], "embeddings": [[...], ...]} and [[...], ...], mostly as attn
+    reads them, with JSON's whitespace (and some that is not JSON's) anywhere between
+    values, and now and then one mistake: a value of another kind, a row of another
+    length, a token or a row too many, a key more or twice, a comma too many."""
+    n_rows, width = draw(st.integers(1, 7)), draw(st.integers(1, 3))
+    number = st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False).map(repr),
+        st.integers(-(10**25), 10**25).map(str),
+    )
+    odd = st.sampled_from(
+        ["NaN", "-Infinity", "true", "null", '"1.5"', "[1]", "[]", '{"a": 1}', "+1", ".5", "1,"]
+    )
+    rows = [[draw(number) for _ in range(width)] for _ in range(n_rows)]
+    tokens = [json.dumps(f"t{i}") for i in range(n_rows)]
+    space = st.sampled_from(["", "", " ", "\n  ", "\t", "\r\n"])
+    mistake = draw(st.integers(0, 16))
+    where = draw(st.integers(0, n_rows - 1))
+    if mistake == 1:
+        rows[where][draw(st.integers(0, width - 1))] = draw(odd)
+    elif mistake == 10:  # a number beyond float64, or too long for int()
+        rows[where][0] = draw(st.sampled_from(["1e400", "-1" + "0" * 400, "9" * 5000, "-0"]))
+    elif mistake == 11:
+        rows = [[] for _ in rows]
+    elif mistake == 2:
+        rows[where] = rows[where][:-1] if draw(st.booleans()) else [*rows[where], "1"]
+    elif mistake == 3:
+        tokens.append('"extra"')
+    elif mistake == 4:
+        rows.append(["1"] * width)
+    elif mistake == 5:
+        tokens[where] = draw(st.sampled_from(["1", "null", '["a"]', '{"t": 1}']))
+    elif mistake == 6:
+        rows[where] = draw(odd)  # a row that is not a list of numbers
+
+    def joined(items: list[str], opening: str, closing: str) -> str:
+        comma = draw(space) + "," + draw(space)
+        extra = "," if draw(st.integers(0, 20)) == 0 else ""
+        return opening + draw(space) + comma.join(items) + draw(space) + extra + closing
+
+    def row_text(row: list[str] | str) -> str:
+        return row if isinstance(row, str) else joined(row, "[", "]")
+
+    rows_text = joined([row_text(row) for row in rows], "[", "]")
+    if draw(st.booleans()):
+        text = rows_text
+    else:
+        pairs = [("embeddings", rows_text)]
+        if draw(st.integers(0, 3)):
+            pairs.append(("tokens", joined(tokens, "[", "]")))
+        if mistake == 7:
+            pairs.append(draw(st.sampled_from([("tokens", "[]"), ("embeddings", "[[1]]")])))
+        elif mistake == 8:
+            pairs.append(("values", rows_text))
+        elif mistake == 9:
+            pairs.append(("command", '"context"'))
+        pairs = draw(st.permutations(pairs))
+        items = [f"{json.dumps(k)}{draw(space)}:{draw(space)}{v}" for k, v in pairs]
+        text = joined(items, "{", "}")
+    if mistake == 13:
+        text += draw(st.sampled_from(["x", "]", "}", "[]", ",", '"a"']))
+    if mistake == 12:  # whitespace that is not JSON's
+        bad = draw(st.sampled_from(["\u00a0", "\x0c", "\v"]))
+        text = text.replace(",", draw(st.sampled_from([bad + ",", "," + bad])), 1)
+    return draw(space) + text + draw(space)
+
+
+def assert_read_by_rows_as_whole(text: str, block_chars: int) -> None:
+    """Reading `text` a block of rows at a time gives the tokens and matrix, bit for
+    bit, or the error, word for word, of reading it whole with json.loads first."""
+    from attncli.inputs import json_text
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json_text, "_BLOCK_CHARS", block_chars)
+        by_rows = outcome(lambda: loads(text, "in.json"))
+        patch.setattr(json_text, "_by_rows", lambda text: None)
+        assert by_rows == outcome(lambda: loads(text, "in.json")), text
+
+
+@settings(max_examples=400, deadline=None)
+@given(long_form_json(), st.sampled_from([1, 2, 5, 9, 17, 40, 1 << 18]))
+def test_json_read_a_row_at_a_time_is_what_json_loads_and_the_checks_give(
+    text: str, block_chars: int
+) -> None:
+    """The two long forms are read a block of rows at a time, blocks cut anywhere, as
+    they are read whole."""
+    assert_read_by_rows_as_whole(text, block_chars)
+
+
+@pytest.mark.parametrize("block_chars", [1, 6, 11, 1 << 18])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[[1, true], [2, 3]]",
+        "[[1, 2], [null, 3]]",
+        '[[1, 2], ["3", 4]]',
+        "[[1, 2], [[3], 4]]",
+        '[[1, 2], ["]", 4], [5, 6]]',
+        '[[1, 2], ["], [", 4], [5, 6]]',
+        "[[1, 2], [3, 4]], [5, 6]]",
+        "[[1, [2]], [3, 4]]",
+        '[[1, 2], [{"a": 1}, 4]]',
+        "[[1, 2], [3]]",
+        "[[1, 2], [3, 4, 5]]",
+        "[[1, 2], [3, 4], [5]]",
+        "[[], []]",
+        "[[1, 2], []]",
+        "[[1, 2], 3]",
+        "[]",
+        "[[1, 2], [NaN, 4]]",
+        "[[1, 2], [-Infinity, 4]]",
+        "[[1, 2], [1e400, 4]]",
+        "[[1, 2], [" + "9" * 5000 + ", 4]]",
+        "[[1, 2], [1" + "0" * 400 + ", 4]]",
+        "[[1, 2], [3, 4]] x",
+        "[[1, 2], [3, 4]]]",
+        "[[1, 2], [3, 4]] []",
+        "[[1, 2], [3, 4],]",
+        "[[1, 2],, [3, 4]]",
+        "[[1, 2] [3, 4]]",
+        "[[1, 2], [3, 4]",
+        "[[1, 2],\u00a0[3, 4]]",
+        "\x0c[[1, 2], [3, 4]]",
+        '{"tokens": ["a", "b"], "embeddings": [[1, 2], [3, 4]]} {}',
+        '{"tokens": ["a", "b", "c"], "embeddings": [[1, 2], [3, 4]]}',
+        '{"tokens": ["a"], "embeddings": [[1, 2], [3, 4]]}',
+        '{"tokens": ["a", 2], "embeddings": [[1, 2], [3, 4]]}',
+        '{"tokens": "ab", "embeddings": [[1, 2], [3, 4]]}',
+        '{"tokens": ["a", "b"], "embeddings": [[1, 2], [3, 4]], "tokens": ["c", "d"]}',
+        '{"embeddings": [[1, 2]], "embeddings": [[3, 4]]}',
+        '{"tokens": ["a", "b"]}',
+        '{"tokens": ["a", "b"], "embeddings": [[1, 2], [3, 4]],}',
+        '{"tokens": ["a", "b"] "embeddings": [[1, 2], [3, 4]]}',
+        '{"tokens" ["a", "b"], "embeddings": [[1, 2], [3, 4]]}',
+        '{"embeddings"x[[1, 2]]}',
+        '{"embeddings": x[1, 2]]}',
+        "x[1, 2]]",
+        '{"tokens": ["a"]x"embeddings": [[1, 2]]}',
+        '{"tokens"-["a"], "embeddings": [[1, 2]]}',
+        '{"tokens": ["a", "b"], "embeddings": [[1, 2], [3, 4]], "values": [[1, 2], [3, 4]]}',
+        '{"command": "context", "tokens": ["a"], "values": [[1, 2]]}',
+        '{"tok\\u0065ns": ["a", "b"], "embeddings": [[1, 2], [3, 4]]}',
+        '{"a": [1, 2], "b": [3, 4]}',
+        '{"embeddings": "[[1, 2]]"}',
+        "{}",
+        '{"embeddings": [[1, 2], [3, 4]], "tokens": ["a", "b"]}',
+    ],
+)
+def test_json_read_a_row_at_a_time_on_the_edge(text: str, block_chars: int) -> None:
+    """Each way the long forms can go wrong, or nearly: as read whole."""
+    assert_read_by_rows_as_whole(text, block_chars)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"tokens": ["a", "b"], "embeddings": [[1, 2.5], [3e2, -0.0]]}',
+        '{"embeddings": [[1, 2.5], [3e2, -0.0]], "tokens": ["a", "b"]}',
+        ' {\n  "tokens": [\n    "a",\n    "b"\n  ],\n  "embeddings": [\n    [1,\n 2.5],\n    [3e2, -0.0]\n  ]\n}\n',
+        '{"embeddings":[[1,2.5],[3e2,-0.0]]}',
+        "[[1, 2.5], [3e2, -0.0]]",
+        '{"tokens": ["a"], "embeddings": [[1e400]]}',  # the matrix, for check_finite to refuse
+    ],
+)
+def test_the_long_forms_are_read_a_row_at_a_time(text: str) -> None:
+    """Pretty-printed or compact, keys in either order, tokens or none: read without
+    every number a Python float at once."""
+    from attncli.inputs import json_text
+
+    assert json_text._by_rows(text) is not None
+
+
 JSON_PADDING = json.dumps([[0.5, 0.5]] * 90_000)[1:-1]  # 1.08 MB of plain rows
 
 
@@ -729,7 +903,7 @@ def run_on_stdin(
 ) -> tuple[int, str]:
     monkeypatch.setattr(cli, "stdin_is_piped", lambda: True)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(stream)))
-    status = cli.run(["context", "-"])
+    status = run(["context", "-"])
     captured = capsys.readouterr()
     assert captured.out == ""
     return status, captured.err
@@ -855,13 +1029,13 @@ def feed(fifo: Path, source: Path) -> None:
 
 # ---------------------------------------------------------------- E: hostile inputs, real CLI
 
-# Runs cli.run (what `python -m attncli` runs) once per case in one process, with the
+# Runs runner.run (what `python -m attncli` runs) once per case in one process, with the
 # case's stdin, stdout and stderr on real file descriptors, and every Python warning
 # shown each time it happens: what a user's terminal would get, without a process per case.
 SWEEP_DRIVER = r"""
 import contextlib, io, json, os, sys, threading, warnings
 warnings.simplefilter("always")
-from attncli.cli import app as cli
+from attncli.cli import runner
 
 def feed(fifo, data):
     with contextlib.suppress(OSError), open(fifo, "wb") as pipe:
@@ -886,7 +1060,7 @@ def run(case, folder):
         os.close(opened)
     sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, closefd=False)))
     try:
-        status = cli.run(case["argv"])
+        status = runner.run(case["argv"])
     finally:
         sys.stdout.flush(); sys.stderr.flush()
         for fd, copy in enumerate(saved):

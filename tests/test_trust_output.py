@@ -460,6 +460,79 @@ def test_help_shows_no_value_beside_a_switch(attn: Invoke, monkeypatch: pytest.M
     assert "<bool>" not in attn("--help").stdout
 
 
+def _help(args: list[str], named: list[str] | None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What Typer prints for `attn ARGS`, from the app built for `named` (None: all)."""
+    import io
+
+    import typer.main
+
+    from attncli.cli.typer_app import build_app
+
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    command = typer.main.get_command(build_app(lambda parsed: None, named))
+    command.main(args=args, prog_name="attn", standalone_mode=False)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        *(
+            [name, "--help"]
+            for name in ("scores", "explain", "decode", "check", "kv-memory", "rope")
+        ),
+        ["--", "context", "--help"],
+        ["--help", "context"],
+    ],
+)
+def test_help_of_the_commands_named_is_the_whole_apps(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Typer gets the flags of the commands a command line names, not of the others (it
+    can run no other): the help is the same, to the byte, and the others have none."""
+    import typer.main
+
+    from attncli.cli.typer_app import build_app
+
+    monkeypatch.setenv("COLUMNS", "100")
+    whole = _help(args, None, monkeypatch)
+    assert whole.count("Usage: attn") == 1
+    assert _help(args, args, monkeypatch) == whole
+    group = typer.main.get_command(build_app(lambda parsed: None, args))
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert bool(command.params) == (name in args), name
+
+
+def test_what_the_help_leaves_out_still_works_when_asked_for() -> None:
+    """typer.rich_utils is imported for the help with stand-ins for rich's Markdown and
+    Traceback: they hand over to the real classes when used (markup mode "markdown",
+    pretty tracebacks), and anything importing those modules afterwards gets them."""
+    code = textwrap.dedent(
+        """
+        import io, sys
+        from attncli.cli.entry import run_main
+        sys.stdout = io.StringIO()
+        run_main(["context", "--help"])
+        sys.stdout = sys.__stdout__
+        assert "rich.markdown" not in sys.modules and "rich.traceback" not in sys.modules
+        from typer import rich_utils
+        text = rich_utils.Markdown("**x**")
+        import rich.markdown, rich.traceback
+        assert type(text) is rich.markdown.Markdown
+        try:
+            raise ValueError("shown")
+        except ValueError as exc:
+            shown = rich_utils.Traceback.from_exception(type(exc), exc, exc.__traceback__)
+        assert type(shown) is rich.traceback.Traceback
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\n", "")
+
+
 @pytest.mark.parametrize(
     ("words", "cursor", "expected"),
     [

@@ -467,9 +467,9 @@ def run_in_a_real_process(calls: list[list[str]]) -> list[str]:
     them: printed once to stderr); every stderr line that is not an error message,
     and the exit codes other than 0 and 1."""
     script = (
-        "import sys; from attncli.cli import app as cli\n"
+        "import sys; from attncli.cli import runner\n"
         f"for argv in {calls!r}:\n"
-        "    code = cli.run(argv)\n"
+        "    code = runner.run(argv)\n"
         "    print('exit', code, argv, file=sys.stderr) if code not in (0, 1) else None\n"
     )
     result = subprocess.run(

@@ -1,14 +1,13 @@
-"""The `attn` command line: flags -> load -> compute -> render -> write.
+"""The `attn` pipeline: a parsed command line -> load -> compute -> render -> write.
 
-This module is the one place that prints and the one place that turns an error into a
-message and an exit code. It imports neither Typer nor rich up front: an ordinary
-command line is read by options.parse, and Typer (typer_app.py) is loaded only for
-help, completion and mistakes; rich only when a table or a progress bar is drawn.
+This module is the one place that prints results. runner.py reads the command line,
+hands it here once it has parsed, and turns any error into a message and an exit
+code. Neither Typer nor rich is imported up front: rich only when a table or a
+progress bar is drawn.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import math
@@ -20,17 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..embeddings import Embeddings, book_example
-from ..errors import AttnError, ExitStatus, shown_text
+from ..errors import AttnError, number_text
 from ..inputs import InputFormat, load, loads
 from ..inputs.reading import available_memory, read_stream
 from ..params import AttentionParams, DType, Init, Mode, Projections
 from ..render import formats
 from ..render.formats import OutputFormat
-from ..rng import number_text
 from ..rope import Rope
-from ..version import __version__
-from . import output, signals
-from .options import CHECK, KV_MEMORY, ROPE, ROPE_FLAG_NAMES, Parsed, Stage, parse
+from . import output
+from .options import CHECK, KV_MEMORY, ROPE, ROPE_FLAG_NAMES, Parsed, Stage
 from .rotation import rope_from
 
 
@@ -153,24 +150,7 @@ def _rope(values: dict[str, Any], explicit: frozenset[str]) -> Rope | None:
     return rope_from(values, explicit)
 
 
-# ---------------------------------------------------------------- running and errors
-
-
-def run(argv: Sequence[str] | None = None) -> int:
-    """Run attn on `argv` (sys.argv[1:] by default); the exit status."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    debug = _debugging(argv)
-    parsed = None if "_ATTN_COMPLETE" in os.environ else parse(argv)
-    if parsed is None:  # help, completion, a mistake: Typer's words
-
-        def run_typer() -> int:
-            with signals.held():  # Typer brings compiled extensions (pydantic) with it
-                from .typer_app import run_typer
-
-            return run_typer(argv, dispatch)
-
-        return guarded(run_typer, debug)
-    return guarded(lambda: dispatch(parsed), debug)
+# ---------------------------------------------------------------- the pipeline
 
 
 def dispatch(parsed: Parsed) -> int | None:
@@ -182,64 +162,6 @@ def dispatch(parsed: Parsed) -> int | None:
         execute_rope(parsed)
         return None
     return execute(request_from(parsed))
-
-
-def _debugging(argv: Sequence[str]) -> bool:
-    """--debug on the command line, or ATTN_DEBUG=1 (true, yes, on) in the environment."""
-    options = argv[: list(argv).index("--")] if "--" in argv else argv
-    on = os.environ.get("ATTN_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
-    return on or "--debug" in options
-
-
-def guarded(action: Callable[[], int | None], debug: bool = False) -> int:
-    """Run `action`; turn whatever goes wrong into one line on stderr and an exit code
-    (with the traceback too when `debug`)."""
-    try:
-        return action() or 0
-    except AttnError as exc:
-        _traceback_if(debug)
-        return _fail(exc.for_command_line(), exc.status)
-    except output.ClosedPipeError:
-        return ExitStatus.CLOSED_PIPE
-    except KeyboardInterrupt:
-        return ExitStatus.INTERRUPTED
-    except MemoryError:
-        _traceback_if(debug)
-        return _fail(
-            "out of memory; ask for less: --query TOKEN for one row, or attn context "
-            "instead of the full scores or weights, or a shorter input",
-            ExitStatus.BAD_DATA,
-        )
-    except Exception as exc:
-        _traceback_if(debug)  # a bug in attn, not bad input: say so, briefly
-        return _fail(
-            f"internal error ({type(exc).__name__}: {exc}); this is a bug in attn "
-            f"{__version__}: please report it with the output of the same command run "
-            "with --debug",
-            ExitStatus.INTERNAL,
-        )
-
-
-def _traceback_if(debug: bool) -> None:
-    if debug:
-        import traceback  # only for a bug report: it costs start-up time
-
-        traceback.print_exc()
-
-
-def _fail(message: str, status: int) -> int:
-    # File names and tokens in a message come from the user: nothing in them may move
-    # the cursor, set the title or break the one line (tokens are quoted with repr,
-    # whose backslashes stay single).
-    line = shown_text(message, backslash=False)
-    if sys.stderr is not None:  # with stderr closed, the exit status says it all
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(f"attn: error: {line}\n")
-            sys.stderr.flush()
-    return status
-
-
-# ---------------------------------------------------------------- the pipeline
 
 
 def execute(request: Request) -> int | None:

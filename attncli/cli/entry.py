@@ -41,7 +41,7 @@ def run_main(argv: Sequence[str]) -> int:
             from . import output
 
             if not version:
-                from .app import run
+                from .runner import run
         if version:
             try:
                 output.write_version(__version__)

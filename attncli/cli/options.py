@@ -19,8 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..inputs.text import InputFormat
-from ..params import DType, Init, Mode
+from ..choices import DType, Init, InputFormat, Mode
 from ..render import formats
 from ..render.formats import FormatSpec, OutputFormat
 
@@ -39,6 +38,9 @@ KV_MEMORY = "kv-memory"
 CHECK = "check"  # a reader's numbers (THEIRS) against the right ones: INPUT and flags too
 ROPE = "rope"
 COMMANDS = (*ATTENTION_COMMANDS, CHECK, KV_MEMORY, ROPE)
+# Set by the shell's completion script (click's name for it, from the program's name):
+# then Typer reads the words from COMP_WORDS, and the fast parser stays out of it.
+COMPLETION_VARIABLE = "_ATTN_COMPLETE"
 
 HELP = {
     "scores": (

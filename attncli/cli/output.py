@@ -13,12 +13,16 @@ import re
 import stat
 import sys
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Literal
 
 from ..errors import AttnError, size_text
 from . import signals
 
+# typing.TYPE_CHECKING without importing typing: `attn --version` needs this module,
+# and typing would be a fifth of its start-up beyond Python's own.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import IO, Literal
+
     from rich.console import Console
 
 # Work (heads x rows x tokens) below which no progress bar is worth drawing: about a second.

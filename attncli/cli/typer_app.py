@@ -1,29 +1,32 @@
 """The Typer app: help, shell completion and usage errors, built from options' flags.
 
-app.run() reads ordinary command lines itself (options.parse) and hands everything else
-here: `--help`, `--version`, completion, and calls with a mistake in them, which Typer
-(click) words. The commands call the `execute` they are given, the one app.run uses.
+runner.run() reads ordinary command lines itself (options.parse) and hands everything
+else here: `--help`, `--version`, completion, and calls with a mistake in them, which
+Typer (click) words. The commands call the `execute` they are given, the one runner.run
+uses.
 click's errors are turned into attn's own (AttnError) here: nothing outside this module
 knows click or Typer.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from ..embeddings import book_example
 from ..errors import AttnError, ExitStatus
-from ..inputs import load
 from ..version import __version__
 from . import output
 from .options import (
     COMMANDS,
+    COMPLETION_VARIABLE,
     EXAMPLES,
     FLAGS,
     HELP,
@@ -55,14 +58,42 @@ def _without_value_labels(params: list[Any]) -> list[Any]:
     return params
 
 
+class _Untyped:
+    """Typer's coercion of one parameter, made only for a value that needs it.
+
+    Typer releases that validate with pydantic build a pydantic adapter for every
+    parameter they process, even one not on the command line, whose value (None) no
+    adapter changes. `attn COMMAND --help` processes attn's own --help,
+    --install-completion and --show-completion that way before the command's help:
+    importing pydantic for them cost a quarter of the help's start-up."""
+
+    def __init__(self, param: Any) -> None:
+        self.param = param
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:  # what Typer's coercion gives for None, whatever the type
+            return () if param.multiple or param.nargs == -1 else None
+        param._runtime_param = None  # the real one, from now on
+        return param.get_runtime_param().coerce(value, param=param, ctx=ctx)
+
+
+def _typed_when_needed(params: list[Any]) -> list[Any]:
+    """Each parameter's coercion deferred until a value needs it (see _Untyped); Typer
+    releases without such coercion (no `_runtime_param`) are left as they are."""
+    for param in params:
+        if getattr(param, "_runtime_param", False) is None:
+            param._runtime_param = _Untyped(param)
+    return params
+
+
 class AttnGroup(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
-        return _without_value_labels(super().get_params(ctx))
+        return _typed_when_needed(_without_value_labels(super().get_params(ctx)))
 
 
 class AttnCommand(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
-        return _without_value_labels(super().get_params(ctx))
+        return _typed_when_needed(_without_value_labels(super().get_params(ctx)))
 
 
 def _asks_for_help(args: Sequence[str] | None) -> bool:
@@ -99,6 +130,10 @@ def complete_query(ctx: typer.Context, incomplete: str) -> list[str]:
     source = ctx.params.get("input") or _input_in_command_line()
     if source == "-":
         return []  # stdin is the shell's while it completes: nothing to read
+    # numpy and the readers only here: help and mistakes must not wait for them
+    from ..embeddings import book_example
+    from ..inputs import load
+
     try:
         tokens = book_example().tokens if source is None else load(source).tokens
     except AttnError:
@@ -112,7 +147,6 @@ def _input_in_command_line() -> str | None:
     """The INPUT of the command line being completed, before or after the cursor (click
     reads only the words before it): the first word after the command that is neither
     an option nor an option's value."""
-    import os
     import shlex
 
     try:
@@ -226,8 +260,22 @@ def _main_options(
     """Self-attention, step by step, on your own vectors."""
 
 
-def build_app(execute: Execute) -> typer.Typer:
-    """The Typer app whose commands call `execute` with what they parsed."""
+def _listed(name: str) -> Callable[[typer.Context], None]:
+    """A command `attn --help` lists, but without its flags: for a command line that
+    does not name it, so cannot run it (building every command's flags for Typer cost
+    `attn COMMAND --help` a fifth of its time)."""
+
+    def run(ctx: typer.Context) -> None:
+        raise AssertionError(f"attn {name} ran without its flags")
+
+    run.__name__ = name
+    return run
+
+
+def build_app(execute: Execute, named: Collection[str] | None = None) -> typer.Typer:
+    """The Typer app whose commands call `execute` with what they parsed. With `named`
+    (the words of a command line), only the commands named there get their flags: click
+    runs a command only by its exact name, and the others are only listed."""
     app = typer.Typer(
         cls=AttnGroup,
         name="attn",
@@ -249,7 +297,7 @@ def build_app(execute: Execute) -> typer.Typer:
             help=HELP[name],
             short_help=short_help(HELP[name]),
             epilog=epilog,
-        )(_command(name, execute))
+        )(_command(name, execute) if named is None or name in named else _listed(name))
     return app
 
 
@@ -264,6 +312,50 @@ def short_help(text: str) -> str:
     return text if end < 0 else text[: end + 1]
 
 
+# rich modules that typer.rich_utils imports, for a class each that attn's help never
+# uses: Markdown for the markup mode "markdown" (attn's is "rich"), Traceback for pretty
+# exceptions (attn turns them off). With markdown-it and pygments, which they import,
+# they were a quarter of `attn --help`'s time.
+_UNUSED_BY_THE_HELP = {"rich.markdown": "Markdown", "rich.traceback": "Traceback"}
+
+
+class _Deferred(type):
+    """A stand-in's type: calling the stand-in, or reading anything of it, imports the
+    real module and hands over to the real class."""
+
+    def real(cls) -> Any:
+        return getattr(importlib.import_module(cls.__module__), cls.__name__)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return cls.real()(*args, **kwargs)
+
+    def __getattr__(cls, name: str) -> Any:
+        return getattr(cls.real(), name)
+
+
+def _import_rich_utils() -> None:
+    """Import typer.rich_utils, which draws the help, with a stand-in for each module of
+    _UNUSED_BY_THE_HELP (a class of the same name, _Deferred) in place of the real one;
+    the stand-ins are gone from sys.modules once it is imported, so anything else
+    imports the real modules. The help is the same, to the byte (tests check it)."""
+    if "typer.rich_utils" not in sys.modules:
+        stand_ins = {
+            module: ModuleType(module)
+            for module in _UNUSED_BY_THE_HELP
+            if module not in sys.modules
+        }
+        for module, stand_in in stand_ins.items():
+            name = _UNUSED_BY_THE_HELP[module]
+            setattr(stand_in, name, _Deferred(name, (), {"__module__": module}))
+        sys.modules.update(stand_ins)
+        try:
+            importlib.import_module("typer.rich_utils")
+        finally:
+            for module, stand_in in stand_ins.items():
+                if sys.modules.get(module) is stand_in:
+                    del sys.modules[module]
+
+
 def run_typer(argv: Sequence[str], execute: Execute) -> int:
     """Run the Typer app on `argv`, its commands calling `execute`; the exit status.
     click's errors come out as AttnError (its usage errors exit 2), help and completion
@@ -272,11 +364,13 @@ def run_typer(argv: Sequence[str], execute: Execute) -> int:
     if _asks_for_help(args):
         if sys.stdout is None:
             raise AttnError("cannot write the help: stdout is closed")
+        _import_rich_utils()
         from typer import rich_utils
 
         if getattr(rich_utils, "MAX_WIDTH", 0) is None:  # TERMINAL_WIDTH unset
             rich_utils.MAX_WIDTH = output.help_width()
-    command = typer.main.get_command(build_app(execute))
+    completing = COMPLETION_VARIABLE in os.environ  # the words are COMP_WORDS, not `args`
+    command = typer.main.get_command(build_app(execute, None if completing else args))
     try:
         with output.writing_stdout("the help"), output.rich_reports_broken_pipes():
             status = command.main(args=args, prog_name="attn", standalone_mode=False)

@@ -23,7 +23,7 @@ import os
 from ..embeddings import Embeddings
 from ..errors import AttnError, setting
 from .reading import NUMPY_MAGICS, Opened, decode_text, open_input, refuse_binary
-from .text import InputFormat, sniff
+from .text import InputFormat, looks_like_json, sniff
 
 __all__ = ["InputFormat", "load", "loads"]
 
@@ -55,7 +55,12 @@ def load(path: str | os.PathLike[str], input_format: InputFormat | None = None) 
         if fast is not None:
             return fast
         data = opened.read_all()
-    return loads(data, source=name, input_format=fmt)
+    text = decode_text(data, name)
+    # JSON needs the text alone: the bytes beside it would be a third of its peak memory
+    json_text = fmt is InputFormat.JSON or (fmt is None and looks_like_json(text))
+    raw = None if json_text else data
+    del data
+    return _from_text(text, name, fmt, raw)
 
 
 def _fast_csv_file(opened: Opened, fmt: InputFormat | None) -> Embeddings | None:
@@ -96,8 +101,16 @@ def loads(
         )
     raw = data if isinstance(data, bytes) else None
     text = data if isinstance(data, str) else decode_text(data, source)
+    return _from_text(text, source, input_format, raw)
+
+
+def _from_text(
+    text: str, source: str, input_format: InputFormat | None, raw: bytes | None
+) -> Embeddings:
+    """Token embeddings from JSON, CSV or TSV text (`raw`: its bytes, if CSV is to have
+    them)."""
     text = text.removeprefix("\ufeff")
-    if not text.strip():
+    if not text or text.isspace():  # as `not text.strip()`, without copying the text
         what = "is empty" if not text else "holds only whitespace"
         raise AttnError(
             f"{source} {what}; expected token embeddings as JSON or CSV "

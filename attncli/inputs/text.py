@@ -3,7 +3,6 @@ from JSON, how a JSON value and a non-finite number are named in a message."""
 
 from __future__ import annotations
 
-import enum
 import json
 import re
 from collections.abc import Sequence
@@ -12,6 +11,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+# InputFormat is defined without numpy (choices.py), for the command line's flags.
+from ..choices import InputFormat as InputFormat
 from ..errors import AttnError
 
 # attn output whose `values` are one vector per token, so it can feed another layer.
@@ -19,16 +20,6 @@ VECTOR_COMMANDS = ("context", "queries", "keys", "values")
 # Header names that mark the first CSV column as the token even when tokens look numeric;
 # "" is the unnamed index column pandas writes.
 TOKEN_HEADERS = frozenset({"", "token", "tokens", "word", "words", "text"})
-
-
-class InputFormat(str, enum.Enum):
-    """How INPUT is parsed; detected from the extension, else from the content."""
-
-    JSON = "json"
-    CSV = "csv"
-    TSV = "tsv"
-    NPY = "npy"  # a NumPy array, T x d_in
-    NPZ = "npz"  # a NumPy archive: "embeddings", and "tokens" if named
 
 
 # JSON opens with an object, or with a list of something JSON (so a CSV token such as

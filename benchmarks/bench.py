@@ -396,7 +396,11 @@ def attention(
     print(f"### Attention: context vectors, one head ({runs} runs each, medians (min–max))\n")
     print("Whole processes (start, inputs, work, a check of three rows against float64) and, in")
     print("brackets, the work alone. Bound: the case's products at the BLAS's measured peak on")
-    print("every core plus its exp() at the in-cache rate on every core.\n")
+    rates = ", ".join(
+        f"{dtype}: {rate['flops'] / 1e9:.0f} GF/s and {rate['exps'] / 1e9:.2f} G exp/s"
+        for dtype, rate in bounds.items()
+    )
+    print(f"every core plus its exp() at the in-cache rate on every core ({rates}).\n")
     header = (
         "| n | d | mask | dtype | attn s | torch SDPA s | attn / torch | work alone: attn / torch "
         "| % of bound | max diff from float64 | peak RSS attn / torch | other load (cores) |"

@@ -1246,3 +1246,33 @@ def test_hostile_inputs_through_the_cli(tmp_path: Path) -> None:
         if not fine:
             problems[name] = (status, err[:300])
     assert problems == {}
+
+
+def test_a_mistake_in_a_long_json_text_is_not_read_again_for_every_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once a block of rows does not read whole, the rest goes a row at a time: each
+    character is scanned a bounded number of times (it was once per row before the
+    mistake, and a 1 MiB text took 8 s to be refused)."""
+    from attncli.inputs import json_text
+
+    scanned = [0]
+    decode = json_text._DECODER.raw_decode
+
+    def counted(text: str, at: int = 0) -> tuple[Any, int]:
+        value, end = decode(text, at)
+        scanned[0] += end - at
+        return value, end
+
+    def failing_counted(text: str, at: int = 0) -> tuple[Any, int]:
+        try:
+            return counted(text, at)
+        except ValueError:
+            scanned[0] += len(text) - at  # as far as a failed scan may have gone
+            raise
+
+    monkeypatch.setattr(json_text._DECODER, "raw_decode", failing_counted)
+    text = "[" + JSON_PADDING + ", [+1, 2]]"
+    with pytest.raises(AttnError, match="invalid JSON"):
+        json_text.from_json(text, "long.json")
+    assert scanned[0] < 4 * len(text)

@@ -282,9 +282,10 @@ def _rows(text: str, start: int) -> tuple[NDArray[np.float64], int]:
         raise _NotByRowsError("not a list")
     blocks: list[NDArray[np.float64]] = []
     width = 0
+    whole = True
     at = _after_space(text, start + 1)
     while True:
-        rows, at = _some_rows(text, at)
+        rows, at, whole = _some_rows(text, at, whole)
         width = width or _width(rows[0])
         blocks.append(_plain_block(rows, width))
         comma = _COMMA.match(text, at)
@@ -298,15 +299,19 @@ def _rows(text: str, start: int) -> tuple[NDArray[np.float64], int]:
     return matrix, at + 1
 
 
-def _some_rows(text: str, at: int) -> tuple[list[Any], int]:
-    """The rows from `at` (a value's start) to where they end, and that end: as many as
-    end within _BLOCK_CHARS, read by one call of the scanner, else the one row at `at`.
+def _some_rows(text: str, at: int, whole: bool) -> tuple[list[Any], int, bool]:
+    """The rows from `at` (a value's start) to where they end, that end, and whether to
+    try a block next time: as many as end within _BLOCK_CHARS, read by one call of the
+    scanner, else (and once that failed, or with `whole` False) the one row at `at`.
 
     Those rows' text, cut after a `]`, in brackets of its own, is read as a whole list
     or not at all: a list of values between commas, the very values the scanner reads
     in place (a cut inside a string or a row leaves the brackets or quotes unmatched).
     The last `]` within reach may be the one closing the list of rows: then the one
     before it ends the rows."""
+    if not whole:
+        row, at = _DECODER.raw_decode(text, at)  # a mistake too: parse_json says where
+        return [row], at, False
     cut = text.rfind("]", at, at + _BLOCK_CHARS)
     for _ in range(2):
         if cut <= at:
@@ -317,10 +322,13 @@ def _some_rows(text: str, at: int) -> tuple[list[Any], int]:
         except ValueError:
             end = -1
         if end == len(piece) and rows:
-            return rows, cut + 1
+            return rows, cut + 1, True
         cut = text.rfind("]", at, cut)
+    # From here on a row at a time: trying a block again for every row before a mistake
+    # (or before the end of the rows, when more brackets follow them) parsed the block
+    # once a row, and a 1 MiB text took 8 s to be refused.
     row, at = _DECODER.raw_decode(text, at)  # a mistake too: parse_json says where
-    return [row], at
+    return [row], at, False
 
 
 def _width(row: Any) -> int:

@@ -5,8 +5,8 @@ matrix products and in `exp`), each multiplying small cache-sized tiles. A BLAS 
 also splits each of those products over every core makes the threads fight for the
 cores (measured: up to 5x slower with another process busy). OpenBLAS, which numpy's
 wheels bundle, is told to use one thread for the duration through its C interface;
-`single_threaded()` says whether it could be (another BLAS: the engine then keeps to
-one worker and leaves the BLAS alone).
+`single_threaded()` says whether it could be (another BLAS: the engine then runs its
+one-thread blocked kernel, whose large products that BLAS's own threads split).
 """
 
 from __future__ import annotations

@@ -128,9 +128,11 @@ def fast_context(
     """The context vectors of the query rows `rows` (sorted), `Q` holding their queries,
     for head `head` (which only a per-head mask file tells apart).
 
-    Rows go in blocks; with `keep` (dropout) each block's mask is asked for in order,
-    so a seeded stream is consumed as nn.Dropout would consume it. `progress` hears
-    the number of rows done after each block."""
+    Rows go in blocks, on a worker thread per core (see _tiled_context); with `keep`
+    (dropout), or a BLAS attn cannot hold to one thread, in blocks of at most `budget`
+    bytes on this thread, each block's dropout mask asked for in order, so a seeded
+    stream is consumed as nn.Dropout would consume it. `progress` hears the number of
+    rows done after each block."""
     dtype = Q.dtype.type
     n, d = Q.shape
     T = K.shape[0]

@@ -22,6 +22,7 @@ Both give the same numbers to rounding (the tests hold them to 1e-12 in float64)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -314,7 +315,10 @@ def _tiled_context(
         raise
     finally:
         for thread in threads:
-            thread.join()
+            with contextlib.suppress(RuntimeError):
+                # RuntimeError: a signal cut its start() short, before the thread said it
+                # had started; it finds `stop` set and returns at once
+                thread.join()
     if failures:
         raise failures[0]
     if progress is not None:

@@ -261,3 +261,21 @@ def test_progress_is_heard_in_the_calling_thread_and_ends_at_every_row(
     counts = [done for done, _ in heard]
     assert counts == sorted(counts)
     assert counts[-1] == 90
+
+
+def test_a_signal_while_a_worker_starts_reaches_the_caller_as_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C (or SIGTERM's SystemExit) landing inside Thread.start(), before the thread
+    says it has started, is what the caller sees, not join()'s complaint about a thread
+    not started (the command line turned that into exit 70)."""
+    monkeypatch.setattr(engine, "_THREADED_WORK", 0)
+    monkeypatch.setattr(engine, "workers", lambda: 2)
+
+    def interrupted(self: threading.Thread) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted)
+    Q = np.random.default_rng(3).normal(size=(600, 4))
+    with pytest.raises(KeyboardInterrupt):
+        engine.fast_context(Q, Q, Q, 0.3, np.arange(600), Mask())

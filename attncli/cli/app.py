@@ -223,12 +223,7 @@ def execute(request: Request) -> int | None:
             request.precision,
             request.color is not False,
         )
-        if spec.write is None:
-            _print_table(checked, request.output, request.color)
-        else:
-            with output.sink(request.output) as write:
-                for chunk in spec.write(checked):
-                    write(chunk)
+        _write(checked, spec, request.output, request.color)
         return checked.status
     job = formats.Job(
         command=request.command,
@@ -289,13 +284,7 @@ def execute_kv_memory(parsed: Parsed) -> None:
     spec = formats.FORMATS[_output_format(values["format"], target, lambda f: f.kv_memory)]
     check_flags(parsed, spec)
     job = formats.MemoryJob(estimate(config_from(parsed)), color=values["color"] is not False)
-    if spec.write is None:
-        _print_table(job, target, values["color"])
-        return
-    chunks = spec.write(job)
-    with output.sink(target) as write:
-        for chunk in chunks:
-            write(chunk)
+    _write(job, spec, target, values["color"])
 
 
 def execute_rope(parsed: Parsed) -> None:
@@ -316,13 +305,7 @@ def execute_rope(parsed: Parsed) -> None:
         DType(values["dtype"]),
     )
     job = formats.RopeJob(table, values["precision"], color=values["color"] is not False)
-    if spec.write is None:
-        _print_table(job, target, values["color"])
-        return
-    chunks = spec.write(job)
-    with output.sink(target) as write:
-        for chunk in chunks:
-            write(chunk)
+    _write(job, spec, target, values["color"])
 
 
 def _is_stdout(path: str | None) -> bool:
@@ -603,6 +586,19 @@ def _read_input(request: Request) -> Embeddings:
 
 
 # ---------------------------------------------------------------- writing
+
+
+def _write(
+    job: formats.AnyJob, spec: formats.FormatSpec, path: str | None, color: bool | None
+) -> None:
+    """A job as `spec` writes it (the table: drawn on a console), to stdout or `path`."""
+    if spec.write is None:
+        _print_table(job, path, color)
+        return
+    chunks = spec.write(job)
+    with output.sink(path) as write:
+        for chunk in chunks:
+            write(chunk)
 
 
 def _print_table(job: formats.AnyJob, path: str | None, color: bool | None) -> None:
